@@ -1,0 +1,20 @@
+//! x86-64: descriptor tables, trap entry, the x2APIC, paging registers and
+//! the other instructions the kernel needs, each behind a safe interface.
+
+pub mod apic;
+pub mod backtrace;
+pub mod cpu;
+pub mod entry;
+pub mod extable;
+pub mod fault;
+pub mod gdt;
+pub mod idt;
+pub mod io;
+pub mod paging;
+pub mod percpu;
+pub mod pit;
+pub mod serial;
+pub mod stack;
+pub mod trap;
+
+pub use trap::TrapFrame;

@@ -1,0 +1,190 @@
+//! Address spaces: a page-table tree, the lock that serialises changes to
+//! it, and the set of CPUs that may hold its translations.
+//!
+//! Every address space's PML4 carries the same 256 upper entries, pointing
+//! at the kernel's page-directory-pointer tables, which are allocated once
+//! at boot and never replaced. Kernel-half changes happen below those
+//! entries, so they are seen by every address space at once; the kernel
+//! space itself is the one that makes them.
+//!
+//! Unmap and protect run one shootdown per call (for all pages touched) and
+//! hand unmapped frames back only after every CPU acknowledged it.
+
+use super::paging::{Access, PageSize, PageTree, PagingError, Translation};
+use super::tlb::{self, KERNEL_SCOPE};
+use crate::kcore::cpu_set::CpuSet;
+use crate::kcore::tlb_batch::FlushBatch;
+use crate::sync::SpinLock;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// An address space.
+pub struct AddressSpace {
+    tree: SpinLock<PageTree>,
+    root: u64,
+    kernel: bool,
+    /// CPUs with this root in CR3 right now.
+    active: AtomicU64,
+}
+
+impl AddressSpace {
+    /// Wraps a page-table tree.
+    ///
+    /// # Safety
+    /// See [`PageTree::from_root`]; `kernel` says whether this is the one
+    /// kernel space (the only one allowed to change the kernel half).
+    pub const unsafe fn from_tree(root: u64, kernel: bool) -> Self {
+        Self {
+            // SAFETY: forwarded to the caller.
+            tree: SpinLock::new(unsafe { PageTree::from_root(root) }),
+            root,
+            kernel,
+            active: AtomicU64::new(0),
+        }
+    }
+
+    /// Physical address of the PML4.
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// The request scope for shootdowns of this space.
+    fn scope(&self) -> u64 {
+        if self.kernel { KERNEL_SCOPE } else { self.root }
+    }
+
+    /// CPUs that may hold translations of this space.
+    pub fn tlb_targets(&self) -> CpuSet {
+        if self.kernel { tlb::kernel_users() } else { CpuSet(self.active.load(Ordering::SeqCst)) }
+    }
+
+    fn check_half(&self, virt: u64, len: u64) -> Result<(), PagingError> {
+        let end = virt.checked_add(len).ok_or(PagingError::Misaligned)?;
+        let in_kernel_half = virt >= crate::kcore::layout::KERNEL_HALF;
+        let in_user_half = end <= crate::kcore::layout::USER_END;
+        if (self.kernel && in_kernel_half) || (!self.kernel && in_user_half) {
+            Ok(())
+        } else {
+            Err(PagingError::Misaligned)
+        }
+    }
+
+    /// Maps one page. A new mapping needs no shootdown: no CPU can cache a
+    /// translation that did not exist.
+    pub fn map(&self, virt: u64, phys: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
+        self.check_half(virt, size.bytes())?;
+        self.tree.lock().mapper().map(virt, phys, size, access)
+    }
+
+    /// Maps `pages` pages of `size` from `virt` to consecutive physical
+    /// pages from `phys`. On failure the pages mapped so far are unmapped
+    /// again (no shootdown needed: they were never reported as mapped).
+    pub fn map_range(&self, virt: u64, phys: u64, pages: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
+        self.check_half(virt, pages * size.bytes())?;
+        let mut tree = self.tree.lock();
+        let mut mapper = tree.mapper();
+        for i in 0..pages {
+            let off = i * size.bytes();
+            if let Err(e) = mapper.map(virt + off, phys + off, size, access) {
+                let mut batch = FlushBatch::new();
+                for j in 0..i {
+                    let _ = mapper.unmap(virt + j * size.bytes(), size, &mut batch);
+                }
+                drop(tree);
+                tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmaps `pages` pages of `size` from `virt`, runs one shootdown for
+    /// all of them, then calls `release(phys)` for each unmapped page.
+    /// Pages that were not mapped are skipped; returns how many were.
+    pub fn unmap_range(&self, virt: u64, pages: u64, size: PageSize, mut release: impl FnMut(u64)) -> Result<u64, PagingError> {
+        self.check_half(virt, pages * size.bytes())?;
+        let mut batch = FlushBatch::new();
+        let mut freed = [0u64; 64];
+        let mut unmapped = 0;
+        let mut done = 0;
+        // Work in chunks so the frames can be held on the stack until the
+        // shootdown for them completed.
+        let mut failure = None;
+        while done < pages && failure.is_none() {
+            let chunk = (pages - done).min(freed.len() as u64);
+            let mut n = 0;
+            {
+                let mut tree = self.tree.lock();
+                let mut mapper = tree.mapper();
+                for i in done..done + chunk {
+                    match mapper.unmap(virt + i * size.bytes(), size, &mut batch) {
+                        Ok(phys) => {
+                            freed[n] = phys;
+                            n += 1;
+                        }
+                        Err(PagingError::NotMapped) => {}
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                // Shoot down while still holding the lock: until every CPU
+                // acknowledged, nobody may reuse these addresses.
+                tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
+            }
+            freed[..n].iter().for_each(|&p| release(p));
+            unmapped += n as u64;
+            done += chunk;
+            batch = FlushBatch::new();
+        }
+        failure.map_or(Ok(unmapped), Err)
+    }
+
+    /// Changes what `pages` pages of `size` from `virt` allow, with one
+    /// shootdown. Stops at the first page that is not mapped (pages before
+    /// it keep their new permissions and are flushed).
+    pub fn protect_range(&self, virt: u64, pages: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
+        self.check_half(virt, pages * size.bytes())?;
+        let mut batch = FlushBatch::new();
+        let mut tree = self.tree.lock();
+        let mut mapper = tree.mapper();
+        let mut result = Ok(());
+        for i in 0..pages {
+            if let Err(e) = mapper.protect(virt + i * size.bytes(), size, access, &mut batch) {
+                result = Err(e);
+                break;
+            }
+        }
+        tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
+        result
+    }
+
+    /// What `virt` maps to.
+    pub fn translate(&self, virt: u64) -> Option<Translation> {
+        self.tree.lock().mapper().translate(virt)
+    }
+
+    /// Runs `f` with the page tree locked (for building the kernel space).
+    pub fn with_tree<R>(&self, f: impl FnOnce(&mut PageTree) -> R) -> R {
+        f(&mut self.tree.lock())
+    }
+
+    /// Makes this the address space of the current CPU (loads CR3 unless it
+    /// is already loaded), keeping the `active` sets exact.
+    pub fn activate(&self, previous: Option<&AddressSpace>) {
+        let me = crate::cpu::current_index();
+        if crate::arch::cpu::current_root() == self.root {
+            return;
+        }
+        let _masked = crate::arch::cpu::InterruptGuard::new();
+        // Join before loading: a shootdown that misses this bit finished its
+        // page-table writes before our CR3 load reads them.
+        self.active.fetch_or(1 << me, Ordering::SeqCst);
+        // SAFETY: every address space's upper half is the kernel's, so the
+        // running code, stack and data stay mapped.
+        unsafe { crate::arch::paging::load_root(self.root) };
+        if let Some(prev) = previous {
+            prev.active.fetch_and(!(1 << me), Ordering::SeqCst);
+        }
+    }
+}
