@@ -37,7 +37,7 @@ use boot::BootInfo;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Options the kernel understands on its command line.
-const KNOWN_OPTIONS: &[&str] = &["log", "test", "bench"];
+const KNOWN_OPTIONS: &[&str] = &["log", "test", "bench", "rounds"];
 
 /// Interrupt stacks for the boot CPU until its guarded ones exist.
 #[repr(C, align(16))]

@@ -16,6 +16,7 @@ pub mod line_buf;
 pub mod mem_kind;
 pub mod page_fault;
 pub mod range_map;
+pub mod rng;
 pub mod stats;
 pub mod tlb_batch;
 

@@ -5,7 +5,11 @@
 //! A scenario returns `Ok` when it passed; the deliberate-fault scenarios
 //! never return (the fault handler reports and ends the run).
 
+mod all_cpus;
 mod faults;
+mod frames;
+mod heap;
+mod tlb;
 
 use alloc::format;
 use alloc::string::String;
@@ -21,6 +25,15 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "boot", about: "boot only (the boot checks are the test)", run: || Ok(()) },
     Scenario { name: "invalid-opcode", about: "ud2 on cpu0: #UD diagnostics", run: faults::invalid_opcode },
     Scenario { name: "page-fault", about: "write to unmapped 0xdead000: #PF diagnostics", run: faults::page_fault },
+    Scenario { name: "write-text", about: "write to kernel text: protection fault", run: faults::write_text },
+    Scenario { name: "exec-heap", about: "call into the heap: no-execute fault", run: faults::execute_heap },
+    Scenario { name: "stack-overflow", about: "recurse into the guard page: stack overflow report", run: faults::stack_overflow },
+    Scenario { name: "frames", about: "frame allocator stress from all CPUs, 2 MiB frames, exhaustion", run: frames::stress },
+    Scenario { name: "heap", about: "heap stress from all CPUs, sizes and alignments, exhaustion", run: heap::stress },
+    Scenario { name: "tlb-stale", about: "stale-TLB detector, unmap, kernel half", run: tlb::stale_unmap },
+    Scenario { name: "tlb-stale-protect", about: "stale-TLB detector, write-protect, kernel half", run: tlb::stale_protect },
+    Scenario { name: "tlb-stale-user", about: "stale-TLB detector, unmap, user address space", run: tlb::stale_unmap_user },
+    Scenario { name: "tlb-storm", about: "every CPU shoots down every other at once", run: tlb::storm },
 ];
 
 /// Runs the scenario called `name`.
@@ -30,7 +43,9 @@ pub fn run(name: &str) -> Result<(), String> {
         return Err(format!("test: no scenario `{name}`; known: {}", names.join(", ")));
     };
     log::info!("test: {} ({})", s.name, s.about);
-    let result = (s.run)();
+    let result = (s.run)().and_then(|()| {
+        crate::mm::phys::check_balance().map_err(|e| alloc::format!("memory books after the test: {e}"))
+    });
     match &result {
         Ok(()) => log::info!("test: {} passed", s.name),
         Err(e) => log::error!("test: {} FAILED: {e}", s.name),

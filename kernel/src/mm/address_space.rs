@@ -42,6 +42,14 @@ impl AddressSpace {
         }
     }
 
+    /// A new user address space: an empty lower half, the kernel's upper
+    /// half.
+    pub fn new_user() -> Result<Self, super::frame::OutOfFrames> {
+        let root = super::paging::new_root_sharing_kernel_half(super::kernel_space::kernel_space().root())?;
+        // SAFETY: a fresh PML4 whose lower half only this space changes.
+        Ok(unsafe { Self::from_tree(root, false) })
+    }
+
     /// Physical address of the PML4.
     pub fn root(&self) -> u64 {
         self.root
@@ -169,6 +177,11 @@ impl AddressSpace {
         f(&mut self.tree.lock())
     }
 
+    /// Switches the current CPU from `self` back to the kernel's own root.
+    pub fn deactivate(&self) {
+        super::kernel_space::kernel_space().activate(Some(self));
+    }
+
     /// Makes this the address space of the current CPU (loads CR3 unless it
     /// is already loaded), keeping the `active` sets exact.
     pub fn activate(&self, previous: Option<&AddressSpace>) {
@@ -185,6 +198,21 @@ impl AddressSpace {
         unsafe { crate::arch::paging::load_root(self.root) };
         if let Some(prev) = previous {
             prev.active.fetch_and(!(1 << me), Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        assert!(!self.kernel, "the kernel address space is never dropped");
+        let active = self.active.load(Ordering::SeqCst);
+        assert_eq!(active, 0, "address space dropped while CPUs {:?} run it", CpuSet(active));
+        // SAFETY: a placeholder tree replaces the real one, which is taken
+        // out to be torn down; the placeholder is never used.
+        let tree = core::mem::replace(&mut *self.tree.lock(), unsafe { PageTree::from_root(0) });
+        let leaked = tree.free_lower_half();
+        if leaked != 0 {
+            log::warn!("mm: address space {:#x} dropped with {leaked} page(s) still mapped", self.root);
         }
     }
 }

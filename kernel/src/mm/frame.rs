@@ -323,3 +323,8 @@ pub fn check() -> Result<FrameStats, &'static str> {
     }
     Ok(s)
 }
+
+/// Frames the pool covers (free or not): an upper bound on frame numbers.
+pub fn covered_frames() -> u64 {
+    POOL.lock().as_ref().map_or(0, |p| p.frames())
+}

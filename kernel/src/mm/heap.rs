@@ -63,6 +63,11 @@ fn map_more(bytes: u64) -> u64 {
 unsafe impl Source for HeapGrower {
     fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
         let want = (layout.size() as u64 + layout.align() as u64 + PAGE_SIZE).next_multiple_of(PAGE_SIZE).max(GROW_MIN);
+        // Refuse up front what RAM cannot hold, rather than mapping every
+        // free frame into the heap and then failing anyway.
+        if want / PAGE_SIZE > frame::stats().free() {
+            return Err(());
+        }
         let old_mapped = MAPPED.load(Ordering::Relaxed);
         let got = map_more(want);
         if got == 0 {

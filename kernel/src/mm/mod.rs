@@ -8,6 +8,7 @@ pub mod heap;
 pub mod kernel_space;
 pub mod paging;
 pub mod phys;
+pub mod scratch;
 pub mod stack;
 pub mod tlb;
 

@@ -302,3 +302,57 @@ fn unmap_error(e: UnmapError) -> PagingError {
         UnmapError::InvalidFrameAddress(_) => PagingError::NotMapped,
     }
 }
+
+/// Allocates a PML4 whose upper half is a copy of `kernel_root`'s (the same
+/// 256 entries, so the same kernel tables) and whose lower half is empty.
+pub fn new_root_sharing_kernel_half(kernel_root: u64) -> Result<u64, frame::OutOfFrames> {
+    let root = frame::alloc_zeroed(FrameUse::PageTables)?.start_address().as_u64();
+    // SAFETY: both are PML4 frames in the direct map; the new one is ours
+    // alone, and the kernel's upper entries never change after boot, so
+    // reading them needs no lock.
+    unsafe {
+        let src = &*(phys_to_virt(kernel_root) as *const PageTable);
+        let dst = &mut *(phys_to_virt(root) as *mut PageTable);
+        for i in 256..512 {
+            dst[i] = src[i].clone();
+        }
+    }
+    Ok(root)
+}
+
+impl PageTree {
+    /// Frees every page-table page of the lower half (and the PML4 itself),
+    /// leaving the shared kernel half alone. Leaf frames are not touched:
+    /// their owners unmap and free them first. Returns how many leaf
+    /// mappings were still present (a leak by the owner if not zero).
+    pub fn free_lower_half(self) -> u64 {
+        fn walk(table_phys: u64, level: u8, leaves: &mut u64) {
+            // SAFETY: page-table frames are reachable through the direct map
+            // and this tree is being torn down by its sole owner.
+            let table = unsafe { &*(phys_to_virt(table_phys) as *const PageTable) };
+            for entry in table.iter() {
+                if entry.is_unused() {
+                    continue;
+                }
+                if level == 1 || entry.flags().contains(F::HUGE_PAGE) {
+                    *leaves += 1;
+                } else {
+                    walk(entry.addr().as_u64(), level - 1, leaves);
+                }
+            }
+            if level < 4 {
+                frame::free(PhysFrame::containing_address(PhysAddr::new(table_phys)), FrameUse::PageTables);
+            }
+        }
+        let mut leaves = 0;
+        // SAFETY: as above; only entries 0..256 (the lower half) are walked.
+        let pml4 = unsafe { &*(phys_to_virt(self.root) as *const PageTable) };
+        for entry in pml4.iter().take(256) {
+            if !entry.is_unused() {
+                walk(entry.addr().as_u64(), 3, &mut leaves);
+            }
+        }
+        frame::free(PhysFrame::containing_address(PhysAddr::new(self.root)), FrameUse::PageTables);
+        leaves
+    }
+}

@@ -64,27 +64,37 @@ struct ExtableEntry {
 /// Reads the `u64` at kernel address `addr`; `None` if the read page-faults.
 /// `addr` must be 8-aligned and in the kernel half.
 pub fn read_u64(addr: u64) -> Option<u64> {
-    if addr % 8 != 0 || addr < kernel_core::layout::KERNEL_HALF {
+    if addr < kernel_core::layout::KERNEL_HALF {
+        return None;
+    }
+    read_u64_any(addr)
+}
+
+/// Reads the `u64` at `addr` (kernel half, or the lower half of the current
+/// address space); `None` if the read page-faults or `addr` is unaligned.
+pub fn read_u64_any(addr: u64) -> Option<u64> {
+    if addr % 8 != 0 {
         return None;
     }
     // SAFETY: the load is covered by an extable entry, so a fault resumes at
-    // the fixup; a kernel-half read has no side effects on RAM, and MMIO
-    // lives only in mappings the kernel does not hand to probes.
+    // the fixup; a read of RAM has no side effects, and device memory is
+    // mapped only where the kernel never probes.
     let r = unsafe { probe_read_u64(addr) };
     (r.faulted == 0).then_some(r.value)
 }
 
 /// Writes `value` to address `addr` (8-aligned); `false` if the write
-/// page-faults. Only for memory the caller owns or deliberately probes (a
-/// test page that may have been unmapped or write-protected).
-pub fn write_u64(addr: u64, value: u64) -> bool {
+/// page-faults.
+///
+/// # Safety
+/// `addr` must be memory the caller owns, or a page whose mapping it is
+/// deliberately probing that can only map memory the caller owns.
+pub unsafe fn write_u64(addr: u64, value: u64) -> bool {
     if addr % 8 != 0 {
         return false;
     }
-    // SAFETY: the store is covered by an extable entry. The caller passes an
-    // address it owns or one whose mapping it is probing (see above); a
-    // successful write to a page that should have been inaccessible is
-    // exactly what the stale-TLB tests look for.
+    // SAFETY: the store is covered by an extable entry, and the caller
+    // guarantees where a successful store can land.
     let r = unsafe { probe_write_u64(addr, value) };
     r.faulted == 0
 }

@@ -1,0 +1,249 @@
+//! TLB coherence under fire.
+//!
+//! Stale-TLB detector: cpu0 maps a test frame at a scratch page, lets the
+//! readers on every other CPU hammer it, then unmaps (or write-protects)
+//! it and immediately gives the frame a new pattern. Once the unmap or
+//! protect has returned, no reader may read the frame through the page (or
+//! write it, for protect): it must fault. Readers note the last completed
+//! round before each access, so a read of that round's data, or of the
+//! "reused" pattern, after it proves a stale translation.
+//!
+//! Shootdown storm: every CPU maps and unmaps its own page in a loop, so
+//! all of them shoot each other down at once.
+
+use super::all_cpus;
+use crate::kcore::layout::USER_END;
+use crate::mm::address_space::AddressSpace;
+use crate::mm::scratch::{ScratchPage, ScratchView, TestFrame, Where};
+use crate::sync::SpinLock;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+const MAGIC: u64 = 0x57a1_e000_0000_0000;
+const MAGIC_MASK: u64 = 0xffff_f000_0000_0000;
+const REUSED: u64 = 0x0bad_0000_0000_0000;
+
+/// What the detector takes away after each round.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Unmap,
+    Protect,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+/// The last round whose unmap/protect has returned.
+static DONE_ROUND: AtomicU64 = AtomicU64::new(0);
+static PAGE_VA: AtomicU64 = AtomicU64::new(0);
+/// The user address space the readers run in (user variant only).
+static SPACE: SpinLock<Option<Arc<AddressSpace>>> = SpinLock::new(None);
+static PROTECT_MODE: AtomicBool = AtomicBool::new(false);
+static READS: AtomicU64 = AtomicU64::new(0);
+static FAULTS: AtomicU64 = AtomicU64::new(0);
+static STALE: AtomicU64 = AtomicU64::new(0);
+static READERS: AtomicU64 = AtomicU64::new(0);
+
+fn rounds() -> u64 {
+    crate::boot::cmdline().get("rounds").and_then(|r| r.parse().ok()).unwrap_or(100_000)
+}
+
+/// A stale reader's marker in word 1: (round it believed done) << 8 | cpu.
+fn marker(done: u64, cpu: u64) -> u64 {
+    done << 8 | cpu
+}
+
+fn reader(cpu: u64) {
+    if cpu == 0 {
+        return;
+    }
+    READERS.fetch_add(1, Ordering::Relaxed);
+    let space = SPACE.lock().clone();
+    if let Some(s) = &space {
+        s.activate(Some(crate::mm::kernel_space::kernel_space()));
+    }
+    let Some(page) = ScratchView::of(PAGE_VA.load(Ordering::Acquire)) else {
+        log::error!("tlb: cpu{cpu} found no scratch page");
+        return;
+    };
+    let protect = PROTECT_MODE.load(Ordering::Relaxed);
+    let (mut reads, mut faults, mut stale) = (0u64, 0u64, 0u64);
+    while !STOP.load(Ordering::Acquire) {
+        let done = DONE_ROUND.load(Ordering::Acquire);
+        if protect {
+            if page.probe_write(1 + cpu, marker(done, cpu)) {
+                reads += 1;
+            } else {
+                faults += 1;
+            }
+        } else {
+            match page.probe_read(0) {
+                None => faults += 1,
+                Some(v) if v & MAGIC_MASK == MAGIC && v & !MAGIC_MASK > done => reads += 1,
+                Some(v) => {
+                    stale += 1;
+                    if stale <= 3 {
+                        log::error!("tlb: cpu{cpu} read {v:#x} after round {done} was unmapped: stale translation");
+                    }
+                }
+            }
+        }
+        crate::arch::cpu::pause();
+    }
+    if let Some(s) = &space {
+        s.deactivate();
+    }
+    READS.fetch_add(reads, Ordering::Relaxed);
+    FAULTS.fetch_add(faults, Ordering::Relaxed);
+    STALE.fetch_add(stale, Ordering::Relaxed);
+}
+
+fn writer(mode: Mode, page: &ScratchPage<'_>, rounds: u64) -> Result<u64, String> {
+    let frames = [TestFrame::alloc().map_err(|_| "no frame")?, TestFrame::alloc().map_err(|_| "no frame")?];
+    let mut protect_stale = 0;
+    for round in 1..=rounds {
+        let f = &frames[(round % 2) as usize];
+        f.write(0, MAGIC | round);
+        for w in 1..64 {
+            f.write(w, 0);
+        }
+        page.map(f, true).map_err(|e| format!("map: {e:?}"))?;
+        match mode {
+            Mode::Unmap => page.unmap().map_err(|e| format!("unmap: {e:?}"))?,
+            Mode::Protect => page.protect_read_only().map_err(|e| format!("protect: {e:?}"))?,
+        }
+        DONE_ROUND.store(round, Ordering::Release);
+        if mode == Mode::Protect {
+            page.unmap().map_err(|e| format!("unmap: {e:?}"))?;
+            // Every write a reader made while believing this round was
+            // already protected went through a stale writable entry.
+            for w in 1..64 {
+                let m = f.read(w);
+                if m != 0 && m >> 8 >= round {
+                    protect_stale += 1;
+                    if protect_stale <= 3 {
+                        log::error!("tlb: cpu{} wrote round {round}'s page after it was write-protected", m & 0xff);
+                    }
+                }
+            }
+        }
+        // The frame moves on to another use.
+        f.write(0, REUSED | round);
+    }
+    Ok(protect_stale)
+}
+
+fn detector(mode: Mode, user: bool) -> Result<(), String> {
+    let rounds = rounds();
+    let space = if user {
+        Some(Arc::new(AddressSpace::new_user().map_err(|_| "no memory for an address space")?))
+    } else {
+        None
+    };
+    let page = match &space {
+        Some(s) => ScratchPage::new(Where::Space(s, USER_END / 2)),
+        None => ScratchPage::new(Where::Kernel),
+    };
+    PAGE_VA.store(page.va(), Ordering::Release);
+    *SPACE.lock() = space.clone();
+    PROTECT_MODE.store(mode == Mode::Protect, Ordering::Relaxed);
+    for c in [&READS, &FAULTS, &STALE, &READERS, &DONE_ROUND] {
+        c.store(0, Ordering::Relaxed);
+    }
+    STOP.store(false, Ordering::Release);
+
+    // Readers on every other CPU; the writer here.
+    let me = crate::cpu::current_index();
+    let mut tickets = alloc::vec::Vec::new();
+    for c in crate::cpu::online().iter().filter(|&c| c != me) {
+        tickets.push((c, crate::smp::run_on(c, reader, c as u64).map_err(|e| format!("cpu{c}: {e:?}"))?));
+    }
+    let started = crate::time::micros_since_boot();
+    let result = writer(mode, &page, rounds);
+    STOP.store(true, Ordering::Release);
+    for (c, t) in tickets {
+        if !crate::smp::wait_done(c, t, 60_000_000) {
+            return Err(format!("reader cpu{c} did not stop"));
+        }
+    }
+    drop(page);
+    *SPACE.lock() = None;
+    drop(space);
+    let protect_stale = result?;
+    let secs = (crate::time::micros_since_boot() - started) as f64 / 1e6;
+    let stale = STALE.load(Ordering::Relaxed) + protect_stale;
+    log::info!(
+        "tlb-stale: {} {} rounds in {secs:.1} s, {} readers, {} {} through the page, {} faults observed, {stale} stale {}",
+        rounds,
+        if mode == Mode::Unmap { "unmap" } else { "write-protect" },
+        READERS.load(Ordering::Relaxed),
+        READS.load(Ordering::Relaxed),
+        if mode == Mode::Unmap { "reads" } else { "writes" },
+        FAULTS.load(Ordering::Relaxed),
+        if mode == Mode::Unmap { "reads" } else { "writes" },
+    );
+    if READERS.load(Ordering::Relaxed) == 0 {
+        return Err("no reader CPU: run with -smp 2 or more".into());
+    }
+    if FAULTS.load(Ordering::Relaxed) == 0 {
+        return Err("readers never faulted: the test did not exercise the unmap".into());
+    }
+    if stale != 0 {
+        return Err(format!("{stale} accesses went through stale translations"));
+    }
+    Ok(())
+}
+
+pub fn stale_unmap() -> Result<(), String> {
+    detector(Mode::Unmap, false)
+}
+
+pub fn stale_protect() -> Result<(), String> {
+    detector(Mode::Protect, false)
+}
+
+pub fn stale_unmap_user() -> Result<(), String> {
+    detector(Mode::Unmap, true)
+}
+
+const STORM_ROUNDS: u64 = 5_000;
+static STORM_DONE: AtomicU64 = AtomicU64::new(0);
+static STORM_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn storm_worker(cpu: u64) {
+    let page = ScratchPage::new(Where::Kernel);
+    let Ok(frame) = TestFrame::alloc() else {
+        STORM_ERRORS.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    for round in 0..STORM_ROUNDS {
+        frame.write(0, cpu << 32 | round);
+        if page.map(&frame, true).is_err() || page.probe_read(0) != Some(cpu << 32 | round) || page.unmap().is_err() {
+            STORM_ERRORS.fetch_add(1, Ordering::Relaxed);
+        }
+        if page.probe_read(0).is_some() {
+            STORM_ERRORS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    STORM_DONE.fetch_add(STORM_ROUNDS, Ordering::Relaxed);
+}
+
+pub fn storm() -> Result<(), String> {
+    let served_before: u64 = crate::cpu::all().map(|c| c.counters.shootdowns_served.load(Ordering::Relaxed)).sum();
+    let cpus = all_cpus::run(storm_worker, 600)?;
+    let served: u64 =
+        crate::cpu::all().map(|c| c.counters.shootdowns_served.load(Ordering::Relaxed)).sum::<u64>() - served_before;
+    let errors = STORM_ERRORS.load(Ordering::Relaxed);
+    log::info!(
+        "tlb-storm: {cpus} CPUs each mapped and unmapped {STORM_ROUNDS} times at once: {} shootdowns, {served} requests served, {errors} errors",
+        STORM_DONE.load(Ordering::Relaxed)
+    );
+    let expected = STORM_DONE.load(Ordering::Relaxed) * (cpus as u64 - 1);
+    if errors != 0 {
+        return Err(format!("{errors} map/unmap errors"));
+    }
+    if served != expected {
+        return Err(format!("{served} shootdown requests served, expected {expected}: an acknowledgement went missing"));
+    }
+    Ok(())
+}
