@@ -18,6 +18,7 @@ pub use kernel_core as kcore;
 mod acpi;
 #[allow(unsafe_code)]
 mod arch;
+mod bench;
 #[allow(unsafe_code)]
 mod boot;
 mod cpu;
@@ -134,6 +135,8 @@ fn boot_cpu_main(boot: BootInfo) -> ! {
     let cmdline = boot::cmdline();
     let result = if let Some(name) = cmdline.get("test") {
         ktest::run(name)
+    } else if let Some(filter) = cmdline.get("bench") {
+        bench::run(filter)
     } else {
         Ok(())
     };

@@ -5,7 +5,7 @@
 //! A scenario returns `Ok` when it passed; the deliberate-fault scenarios
 //! never return (the fault handler reports and ends the run).
 
-mod all_cpus;
+pub mod all_cpus;
 mod faults;
 mod frames;
 mod heap;
