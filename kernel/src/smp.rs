@@ -92,10 +92,10 @@ fn init_local_apic(cpu: &Cpu) {
 pub fn init_boot_apic() {
     let cpu = cpu::current();
     init_local_apic(cpu);
-    let ticks = cpu.apic.measure_timer(|| {
-        crate::time::wait_until(TIMER_PERIOD_MICROS, || false);
-    });
-    TIMER_TICKS.store(ticks.max(1), Ordering::Relaxed);
+    let tsc_per_period = TIMER_PERIOD_MICROS * crate::time::tsc_per_micro();
+    let (timer, tsc) = cpu.apic.measure_timer(tsc_per_period);
+    let ticks = (timer * tsc_per_period / tsc.max(1)).clamp(1, u32::MAX as u64) as u32;
+    TIMER_TICKS.store(ticks, Ordering::Relaxed);
     log::info!(
         "apic: cpu0 x2APIC id {}, timer {} kHz (divider 16), tick every {} ms",
         cpu.apic_id(),

@@ -15,16 +15,9 @@ pub fn start() {
     BOOT_TSC.store(rdtsc(), Ordering::Relaxed);
 }
 
-/// Measures the TSC frequency against the PIT (median of three 10 ms runs).
+/// Measures the TSC frequency against the PIT.
 pub fn calibrate() {
-    let mut runs = [0u64; 3];
-    for run in &mut runs {
-        let t0 = rdtsc();
-        crate::arch::pit::wait_micros(10_000);
-        *run = (rdtsc() - t0) / 10_000;
-    }
-    runs.sort_unstable();
-    TSC_PER_MICRO.store(runs[1].max(1), Ordering::Relaxed);
+    TSC_PER_MICRO.store(crate::arch::pit::tsc_per_micro(), Ordering::Relaxed);
 }
 
 /// TSC ticks per microsecond (0 before calibration).

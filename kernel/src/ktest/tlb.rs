@@ -1,12 +1,18 @@
 //! TLB coherence under fire.
 //!
-//! Stale-TLB detector: cpu0 maps a test frame at a scratch page, lets the
-//! readers on every other CPU hammer it, then unmaps (or write-protects)
-//! it and immediately gives the frame a new pattern. Once the unmap or
-//! protect has returned, no reader may read the frame through the page (or
-//! write it, for protect): it must fault. Readers note the last completed
-//! round before each access, so a read of that round's data, or of the
-//! "reused" pattern, after it proves a stale translation.
+//! Stale-TLB detector: cpu0 maps a test frame at a scratch page, wakes the
+//! readers on every other CPU, waits until one of them has read the page
+//! (so translations are cached), then unmaps (or write-protects) it while
+//! they keep reading, and immediately gives the frame a new pattern. Once
+//! the unmap or protect has returned, no reader may read the frame through
+//! the page (or write it, for protect): it must fault. Readers note the
+//! last completed round before each access, so a read of that round's data,
+//! or of the "reused" pattern, after it proves a stale translation.
+//!
+//! Readers probe in bursts that end at their first fault, then halt until
+//! the next round wakes them: busy readers would otherwise take every host
+//! core when vCPUs outnumber them, and each shootdown would wait for the
+//! host scheduler. Bursts still straddle every unmap.
 //!
 //! Shootdown storm: every CPU maps and unmaps its own page in a loop, so
 //! all of them shoot each other down at once.
@@ -43,6 +49,15 @@ static READS: AtomicU64 = AtomicU64::new(0);
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static STALE: AtomicU64 = AtomicU64::new(0);
 static READERS: AtomicU64 = AtomicU64::new(0);
+/// Bursts that read the page and then faulted: the unmap happened while
+/// the reader was reading, which is when a stale entry would show.
+static STRADDLES: AtomicU64 = AtomicU64::new(0);
+/// Bumped by the writer each time it wakes the readers.
+static WAKE: AtomicU64 = AtomicU64::new(0);
+/// The newest round some reader has seen mapped.
+static SEEN: AtomicU64 = AtomicU64::new(0);
+/// Probes per burst at most (a burst normally ends at the first fault).
+const BURST: u32 = 256;
 
 fn rounds() -> u64 {
     crate::boot::cmdline().get("rounds").and_then(|r| r.parse().ok()).unwrap_or(100_000)
@@ -67,33 +82,58 @@ fn reader(cpu: u64) {
         return;
     };
     let protect = PROTECT_MODE.load(Ordering::Relaxed);
-    let (mut reads, mut faults, mut stale) = (0u64, 0u64, 0u64);
+    let (mut reads, mut faults, mut stale, mut straddles) = (0u64, 0u64, 0u64, 0u64);
+    let mut woken = WAKE.load(Ordering::Acquire);
     while !STOP.load(Ordering::Acquire) {
-        let done = DONE_ROUND.load(Ordering::Acquire);
-        if protect {
-            if page.probe_write(1 + cpu, marker(done, cpu)) {
-                reads += 1;
+        let mut read_in_burst = false;
+        for _ in 0..BURST {
+            let done = DONE_ROUND.load(Ordering::Acquire);
+            let ok = if protect {
+                page.probe_write(1 + cpu, marker(done, cpu))
             } else {
-                faults += 1;
-            }
-        } else {
-            match page.probe_read(0) {
-                None => faults += 1,
-                Some(v) if v & MAGIC_MASK == MAGIC && v & !MAGIC_MASK > done => reads += 1,
-                Some(v) => {
-                    stale += 1;
-                    if stale <= 3 {
-                        log::error!("tlb: cpu{cpu} read {v:#x} after round {done} was unmapped: stale translation");
+                match page.probe_read(0) {
+                    None => false,
+                    Some(v) if v & MAGIC_MASK == MAGIC && v & !MAGIC_MASK > done => {
+                        SEEN.fetch_max(v & !MAGIC_MASK, Ordering::AcqRel);
+                        true
+                    }
+                    Some(v) => {
+                        stale += 1;
+                        if stale <= 3 {
+                            log::error!("tlb: cpu{cpu} read {v:#x} after round {done} was unmapped: stale translation");
+                        }
+                        true
                     }
                 }
+            };
+            if !ok {
+                faults += 1;
+                if read_in_burst {
+                    straddles += 1;
+                }
+                break;
+            }
+            reads += 1;
+            read_in_burst = true;
+            if protect {
+                SEEN.fetch_max(done + 1, Ordering::AcqRel);
             }
         }
-        crate::arch::cpu::pause();
+        // Sleep until the writer wakes us for the next round.
+        crate::arch::cpu::disable_interrupts();
+        let now = WAKE.load(Ordering::Acquire);
+        if now == woken && !STOP.load(Ordering::Acquire) {
+            crate::arch::cpu::enable_interrupts_and_wait();
+        } else {
+            crate::arch::cpu::enable_interrupts();
+        }
+        woken = now;
     }
     if let Some(s) = &space {
         s.deactivate();
     }
     READS.fetch_add(reads, Ordering::Relaxed);
+    STRADDLES.fetch_add(straddles, Ordering::Relaxed);
     FAULTS.fetch_add(faults, Ordering::Relaxed);
     STALE.fetch_add(stale, Ordering::Relaxed);
 }
@@ -108,6 +148,10 @@ fn writer(mode: Mode, page: &ScratchPage<'_>, rounds: u64) -> Result<u64, String
             f.write(w, 0);
         }
         page.map(f, true).map_err(|e| format!("map: {e:?}"))?;
+        wake_readers();
+        // Let a reader cache the translation before taking it away (bounded:
+        // a reader may be descheduled).
+        crate::time::wait_until(2_000, || SEEN.load(Ordering::Acquire) >= round);
         match mode {
             Mode::Unmap => page.unmap().map_err(|e| format!("unmap: {e:?}"))?,
             Mode::Protect => page.protect_read_only().map_err(|e| format!("protect: {e:?}"))?,
@@ -133,6 +177,14 @@ fn writer(mode: Mode, page: &ScratchPage<'_>, rounds: u64) -> Result<u64, String
     Ok(protect_stale)
 }
 
+fn wake_readers() {
+    WAKE.fetch_add(1, Ordering::AcqRel);
+    let me = crate::cpu::current_index();
+    for c in crate::cpu::online().iter().filter(|&c| c != me) {
+        crate::arch::apic::send_ipi_fast(crate::cpu::get(c).apic_id(), crate::arch::apic::vector::PING);
+    }
+}
+
 fn detector(mode: Mode, user: bool) -> Result<(), String> {
     let rounds = rounds();
     let space = if user {
@@ -147,7 +199,7 @@ fn detector(mode: Mode, user: bool) -> Result<(), String> {
     PAGE_VA.store(page.va(), Ordering::Release);
     *SPACE.lock() = space.clone();
     PROTECT_MODE.store(mode == Mode::Protect, Ordering::Relaxed);
-    for c in [&READS, &FAULTS, &STALE, &READERS, &DONE_ROUND] {
+    for c in [&READS, &FAULTS, &STALE, &READERS, &DONE_ROUND, &SEEN, &STRADDLES] {
         c.store(0, Ordering::Relaxed);
     }
     STOP.store(false, Ordering::Release);
@@ -161,6 +213,7 @@ fn detector(mode: Mode, user: bool) -> Result<(), String> {
     let started = crate::time::micros_since_boot();
     let result = writer(mode, &page, rounds);
     STOP.store(true, Ordering::Release);
+    wake_readers();
     for (c, t) in tickets {
         if !crate::smp::wait_done(c, t, 60_000_000) {
             return Err(format!("reader cpu{c} did not stop"));
@@ -173,20 +226,21 @@ fn detector(mode: Mode, user: bool) -> Result<(), String> {
     let secs = (crate::time::micros_since_boot() - started) as f64 / 1e6;
     let stale = STALE.load(Ordering::Relaxed) + protect_stale;
     log::info!(
-        "tlb-stale: {} {} rounds in {secs:.1} s, {} readers, {} {} through the page, {} faults observed, {stale} stale {}",
+        "tlb-stale: {} {} rounds in {secs:.1} s, {} readers, {} {} through the page, {} faults observed, {} bursts cut by the change, {stale} stale {}",
         rounds,
         if mode == Mode::Unmap { "unmap" } else { "write-protect" },
         READERS.load(Ordering::Relaxed),
         READS.load(Ordering::Relaxed),
         if mode == Mode::Unmap { "reads" } else { "writes" },
         FAULTS.load(Ordering::Relaxed),
+        STRADDLES.load(Ordering::Relaxed),
         if mode == Mode::Unmap { "reads" } else { "writes" },
     );
     if READERS.load(Ordering::Relaxed) == 0 {
         return Err("no reader CPU: run with -smp 2 or more".into());
     }
-    if FAULTS.load(Ordering::Relaxed) == 0 {
-        return Err("readers never faulted: the test did not exercise the unmap".into());
+    if STRADDLES.load(Ordering::Relaxed) == 0 {
+        return Err("no reader was reading when a change happened: the test did not exercise it".into());
     }
     if stale != 0 {
         return Err(format!("{stale} accesses went through stale translations"));

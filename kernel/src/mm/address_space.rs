@@ -8,7 +8,11 @@
 //! space itself is the one that makes them.
 //!
 //! Unmap and protect run one shootdown per call (for all pages touched) and
-//! hand unmapped frames back only after every CPU acknowledged it.
+//! hand unmapped frames back only after every CPU acknowledged it. The
+//! shootdown runs after the page-table lock is released, so shootdowns from
+//! several CPUs proceed in parallel; that is safe because a frame is reused
+//! only after its shootdown, and the kernel reuses a virtual range only
+//! after the unmap that freed it returned.
 
 use super::paging::{Access, PageSize, PageTree, PagingError, Translation};
 use super::tlb::{self, KERNEL_SCOPE};
@@ -136,10 +140,8 @@ impl AddressSpace {
                         }
                     }
                 }
-                // Shoot down while still holding the lock: until every CPU
-                // acknowledged, nobody may reuse these addresses.
-                tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
             }
+            tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
             freed[..n].iter().for_each(|&p| release(p));
             unmapped += n as u64;
             done += chunk;
@@ -154,13 +156,15 @@ impl AddressSpace {
     pub fn protect_range(&self, virt: u64, pages: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
         self.check_half(virt, pages * size.bytes())?;
         let mut batch = FlushBatch::new();
-        let mut tree = self.tree.lock();
-        let mut mapper = tree.mapper();
         let mut result = Ok(());
-        for i in 0..pages {
-            if let Err(e) = mapper.protect(virt + i * size.bytes(), size, access, &mut batch) {
-                result = Err(e);
-                break;
+        {
+            let mut tree = self.tree.lock();
+            let mut mapper = tree.mapper();
+            for i in 0..pages {
+                if let Err(e) = mapper.protect(virt + i * size.bytes(), size, access, &mut batch) {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         tlb::shootdown(self.tlb_targets(), self.scope(), &batch);

@@ -11,10 +11,18 @@
 //! acknowledge before they flush (they run nothing else in between), which
 //! shortens the initiator's wait.
 //!
-//! While waiting, with interrupts masked, the initiator keeps serving
-//! requests aimed at itself, and so does every CPU spinning on a kernel lock
-//! ([`crate::sync::SpinLock`]): two CPUs shooting each other down at once,
-//! or one waiting for a lock the other holds, cannot deadlock.
+//! While waiting, the initiator keeps serving requests aimed at itself, and
+//! so does every CPU spinning on a kernel lock ([`crate::sync::SpinLock`]):
+//! two CPUs shooting each other down at once, or one waiting for a lock the
+//! other holds, cannot deadlock.
+//!
+//! The initiator spins briefly, then sleeps (`hlt` with interrupts on) and
+//! lets the last target to acknowledge wake it with an IPI. On real
+//! hardware acknowledgements arrive within the spin; when vCPUs outnumber
+//! host cores, a spinning initiator would only keep the very targets it
+//! waits for off the host CPUs. While it sleeps its interrupt handlers run:
+//! none of them may take a lock that is held around a shootdown (the
+//! address-space and page-table locks), and none does.
 //!
 //! Only CPUs that may hold the translations are targeted: every CPU using
 //! the kernel root for kernel-half changes; for a user address space, the
@@ -24,7 +32,7 @@ use crate::arch::apic::{self, vector};
 use crate::arch::cpu::{self, InterruptGuard};
 use crate::kcore::cpu_set::CpuSet;
 use crate::kcore::tlb_batch::{FlushBatch, FlushPlan, MAX_RANGES};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::{Backoff, CachePadded};
 
 /// The kernel-half scope in a request (user scopes are page-table roots).
@@ -38,6 +46,8 @@ pub struct Mailbox {
     pending: CachePadded<AtomicU32>,
     /// Bit i set: CPU i has a request for this CPU.
     inbox: CachePadded<AtomicU64>,
+    /// The initiator sleeps until its last acknowledgement arrives.
+    sleeping: CachePadded<AtomicBool>,
 }
 
 impl Mailbox {
@@ -47,6 +57,7 @@ impl Mailbox {
             request: CachePadded::new([const { AtomicU64::new(0) }; MAX_RANGES + 1]),
             pending: CachePadded::new(AtomicU32::new(0)),
             inbox: CachePadded::new(AtomicU64::new(0)),
+            sleeping: CachePadded::new(AtomicBool::new(false)),
         }
     }
 }
@@ -140,26 +151,43 @@ pub fn shootdown(targets: CpuSet, scope: u64, batch: &FlushBatch) {
     }
 }
 
+/// How long an initiator spins before it sleeps, in microseconds.
+const SPIN_MICROS: u64 = 20;
+
 fn wait_for_acks(me: &crate::cpu::Cpu) {
     let backoff = Backoff::new();
     let started = cpu::rdtsc();
+    let spin_until = started + SPIN_MICROS * crate::time::tsc_per_micro();
     let mut warned = false;
     while me.tlb.pending.load(Ordering::Acquire) != 0 {
         serve_while_waiting();
-        if backoff.is_completed() {
-            cpu::pause();
-            // Correctness requires waiting for every acknowledgement, so we
-            // never give up; a target silent for seconds is worth a warning.
-            if !warned && cpu::rdtsc() - started > 5_000_000 * crate::time::tsc_per_micro().max(1) {
-                warned = true;
-                log::warn!(
-                    "tlb: cpu{} still waits for {} shootdown acknowledgement(s) after 5 s",
-                    me.index(),
-                    me.tlb.pending.load(Ordering::Relaxed)
-                );
-            }
-        } else {
+        if !backoff.is_completed() {
             backoff.snooze();
+            continue;
+        }
+        let now = cpu::rdtsc();
+        if now < spin_until {
+            cpu::pause();
+            continue;
+        }
+        // Sleep until the last target wakes us. Announce it first, then
+        // re-check, so a target that acknowledges in between sees the flag
+        // (both sides use SeqCst).
+        me.tlb.sleeping.store(true, Ordering::SeqCst);
+        if me.tlb.pending.load(Ordering::SeqCst) != 0 {
+            cpu::enable_interrupts_and_wait();
+            cpu::disable_interrupts();
+        }
+        me.tlb.sleeping.store(false, Ordering::Relaxed);
+        // Correctness requires waiting for every acknowledgement, so we
+        // never give up; a target silent for seconds is worth a warning.
+        if !warned && now - started > 5_000_000 * crate::time::tsc_per_micro().max(1) {
+            warned = true;
+            log::warn!(
+                "tlb: cpu{} still waits for {} shootdown acknowledgement(s) after 5 s",
+                me.index(),
+                me.tlb.pending.load(Ordering::Relaxed)
+            );
         }
     }
 }
@@ -178,8 +206,13 @@ pub fn serve() {
             *w = slot.load(Ordering::Relaxed);
         }
         // Acknowledge early: the request is copied, and this CPU touches
-        // none of the affected memory before the flush below.
-        initiator.tlb.pending.fetch_sub(1, Ordering::Release);
+        // none of the affected memory before the flush below. The last one
+        // wakes a sleeping initiator.
+        if initiator.tlb.pending.fetch_sub(1, Ordering::SeqCst) == 1
+            && initiator.tlb.sleeping.load(Ordering::SeqCst)
+        {
+            apic::send_ipi_fast(initiator.apic_id(), vector::PING);
+        }
         let (scope, batch) = FlushBatch::decode(&words);
         flush_local(scope, &batch);
         me.counters.shootdowns_served.fetch_add(1, Ordering::Relaxed);

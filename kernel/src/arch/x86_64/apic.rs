@@ -112,22 +112,39 @@ impl Apic {
         self.with(|l| unsafe { l.end_of_interrupt() });
     }
 
-    /// Counts the timer's ticks (divider 16) during `wait`, for calibration.
-    pub fn measure_timer(&self, wait: impl FnOnce()) -> u32 {
-        // SAFETY: one-shot mode with the timer interrupt firing at most once
-        // at the end; we stop it right after reading.
+    /// Measures the timer (divider 16) against the TSC: returns timer ticks
+    /// and TSC ticks over the same interval (of at least `min_tsc` TSC
+    /// ticks). Each end is a (TSC, count) pair read back to back and retried
+    /// until tight, so a descheduled vCPU does not skew the ratio.
+    pub fn measure_timer(&self, min_tsc: u64) -> (u64, u64) {
+        // SAFETY: one-shot mode counting down from the maximum; the timer
+        // is stopped again below before it could expire.
         self.with(|l| unsafe {
             l.set_timer_mode(TimerMode::OneShot);
             l.set_timer_divide(TimerDivide::Div16);
             l.set_timer_initial(u32::MAX);
         });
-        wait();
-        // SAFETY: reading the current count and stopping the timer.
-        self.with(|l| unsafe {
-            let left = l.timer_current();
-            l.set_timer_initial(0);
-            u32::MAX - left
-        })
+        let sample = || {
+            let mut best = (u64::MAX, 0u64, 0u32);
+            for _ in 0..16 {
+                let t0 = super::cpu::rdtsc();
+                // SAFETY: reading the current-count register has no effect.
+                let c = self.with(|l| unsafe { l.timer_current() });
+                let t1 = super::cpu::rdtsc();
+                if t1 - t0 < best.0 {
+                    best = (t1 - t0, t0 + (t1 - t0) / 2, c);
+                }
+            }
+            (best.1, best.2)
+        };
+        let (t0, c0) = sample();
+        while super::cpu::rdtsc() - t0 < min_tsc {
+            super::cpu::pause();
+        }
+        let (t1, c1) = sample();
+        // SAFETY: stopping the timer.
+        self.with(|l| unsafe { l.set_timer_initial(0) });
+        ((c0 - c1) as u64, t1 - t0)
     }
 
     /// Starts the periodic timer, firing every `ticks` (divider 16).

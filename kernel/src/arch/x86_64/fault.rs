@@ -17,11 +17,14 @@ pub fn execute_at(addr: u64) {
     unsafe { asm!("call {}", in(reg) addr, clobber_abi("C")) };
 }
 
-/// Recurses without bound, to hit a stack's guard page.
+/// Recurses without bound, to hit a stack's guard page. The buffer stays
+/// live across the call, so the compiler cannot turn the recursion into a
+/// loop.
 #[allow(unconditional_recursion)]
 pub fn overflow_stack(depth: u64) -> u64 {
-    let mut pad = [0u8; 512];
-    // SAFETY: a volatile write keeps the frame from being optimised away.
-    unsafe { core::ptr::write_volatile(&mut pad[0], depth as u8) };
-    overflow_stack(depth + 1) + pad[1] as u64
+    let mut pad = [depth as u8; 512];
+    core::hint::black_box(&mut pad);
+    let r = overflow_stack(depth + 1);
+    core::hint::black_box(&mut pad);
+    r + pad[7] as u64
 }
