@@ -2,6 +2,7 @@
 
 use crate::Error;
 use alloc::string::{String, ToString};
+use core::fmt;
 
 /// Where a file lives, as the first part of a Limine path names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +102,33 @@ impl LiminePath {
     }
 }
 
+impl fmt::Display for Resource {
+    /// The resource as a Limine path spells it: `boot()`, `hdd(1:2)`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let number = |n: &Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        match self {
+            Resource::Boot(n) => write!(f, "boot({})", number(n)),
+            Resource::Hdd { drive, partition } => write!(f, "hdd({drive}:{})", number(partition)),
+            Resource::Odd { drive, partition } => write!(f, "odd({drive}:{})", number(partition)),
+            Resource::Guid(g) => write!(f, "guid({g})"),
+            Resource::FsLabel(l) => write!(f, "fslabel({l})"),
+            Resource::Tftp(t) => write!(f, "tftp({t})"),
+        }
+    }
+}
+
+impl fmt::Display for LiminePath {
+    /// The path in Limine's notation (`boot():/boot/kernel`), which reads back
+    /// to the same value with [`LiminePath::parse`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.resource, self.path)?;
+        if let Some(hash) = &self.hash {
+            write!(f, "#{hash}")?;
+        }
+        Ok(())
+    }
+}
+
 fn parse_optional_number(text: &str, whole: &str, line: usize) -> Result<Option<u32>, Error> {
     if text.is_empty() {
         return Ok(None);
@@ -134,6 +162,25 @@ mod tests {
         assert_eq!(p.resource, Resource::Odd { drive: 2, partition: None });
         let p = LiminePath::parse("uuid(736b5698-5ae1):/x", 1).unwrap();
         assert_eq!(p.resource, Resource::Guid("736b5698-5ae1".into()));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in [
+            "boot():/boot/kernel",
+            "boot(2):/a/b#abcd",
+            "hdd(3:1):/x",
+            "odd(2:):/x",
+            "guid(736b5698-5ae1):/x",
+            "fslabel(ROOT):/k",
+            "tftp():/k",
+        ] {
+            let p = LiminePath::parse(text, 1).unwrap();
+            assert_eq!(p.to_string(), text);
+            assert_eq!(LiminePath::parse(&p.to_string(), 1).unwrap(), p);
+        }
+        // `uuid(...)` is read as a GUID and written back in that spelling.
+        assert_eq!(LiminePath::parse("UUID(ab):/k", 1).unwrap().to_string(), "guid(ab):/k");
     }
 
     #[test]
