@@ -133,6 +133,9 @@ syscalls! {
     /// `(machine, success)`: powers the machine off, reporting success (1)
     /// or failure (0) to the host.
     MachinePowerOff = 51,
+    /// `(machine, buf, len)`: copies the kernel command line into `buf`.
+    /// → `rdi` its full length.
+    MachineCmdline = 52,
 }
 
 /// `ThreadSetAffinity` value meaning "any CPU".

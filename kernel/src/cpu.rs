@@ -68,6 +68,8 @@ pub struct Cpu {
     pub counters: CachePadded<Counters>,
     /// Work posted by another CPU (see `smp::run_on`).
     pub work: CachePadded<crate::smp::WorkSlot>,
+    /// The scheduler.
+    pub sched: CachePadded<crate::sched::CpuSched>,
 }
 
 impl Cpu {
@@ -90,6 +92,7 @@ impl Cpu {
                 shootdowns_sent: AtomicU64::new(0),
             }),
             work: CachePadded::new(crate::smp::WorkSlot::new()),
+            sched: CachePadded::new(crate::sched::CpuSched::new()),
         }
     }
 

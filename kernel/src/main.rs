@@ -23,22 +23,35 @@ mod bench;
 mod boot;
 mod cpu;
 mod fatal;
+mod ipc;
 mod klog;
 mod ktest;
 #[allow(unsafe_code)]
 mod mm;
+mod modules;
+#[allow(unsafe_code)]
+mod object;
+#[allow(unsafe_code)]
+mod sched;
 mod smp;
 #[allow(unsafe_code)]
 mod sync;
+mod syscall;
 mod time;
 mod trap;
+mod user;
 
 use arch::io::{exit, ExitCode};
+
+/// Ends the run: success or failure status to the host.
+pub fn shutdown(success: bool) -> ! {
+    exit(if success { ExitCode::Success } else { ExitCode::Failure })
+}
 use boot::BootInfo;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Options the kernel understands on its command line.
-const KNOWN_OPTIONS: &[&str] = &["log", "test", "bench", "rounds"];
+const KNOWN_OPTIONS: &[&str] = &["log", "test", "bench", "rounds", "run"];
 
 /// Interrupt stacks for the boot CPU until its guarded ones exist.
 #[repr(C, align(16))]
@@ -110,6 +123,7 @@ fn boot_cpu_main(boot: BootInfo) -> ! {
     let online = smp::start_aps(&boot);
     smp::cross_check_madt(&boot);
     let ipis_ok = smp::check_ipis();
+    modules::record(&boot);
 
     // Every AP left its loader stack and nothing reads the loader's
     // responses any more: its memory joins the free pool. If an AP never
@@ -132,13 +146,18 @@ fn boot_cpu_main(boot: BootInfo) -> ! {
         exit(ExitCode::Failure);
     }
 
+    sched::init_this_cpu();
     let cmdline = boot::cmdline();
     let result = if let Some(name) = cmdline.get("test") {
         ktest::run(name)
     } else if let Some(filter) = cmdline.get("bench") {
         bench::run(filter)
     } else {
-        Ok(())
+        match user::start_init() {
+            // User space runs from here on; init powers the machine off.
+            Ok(()) => sched::idle_loop(),
+            Err(e) => Err(e),
+        }
     };
     match result {
         Ok(()) => {

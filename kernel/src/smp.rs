@@ -218,24 +218,24 @@ extern "C" fn ap_main(index: u64) -> ! {
     load_tables(cpu);
     init_local_apic(cpu);
     cpu.apic.start_periodic_timer(TIMER_TICKS.load(Ordering::Relaxed));
+    crate::sched::init_this_cpu();
     cpu::mark_online(cpu);
     log::info!("smp: cpu{index} online (x2APIC id {}, ACPI UID {})", cpu.apic_id(), cpu.acpi_uid.load(Ordering::Relaxed));
-    idle_loop(cpu)
+    crate::sched::idle_loop()
 }
 
-/// Runs posted work, otherwise halts until an interrupt.
-pub fn idle_loop(cpu: &'static Cpu) -> ! {
-    loop {
-        arch::cpu::disable_interrupts();
-        let work = cpu.work.work.lock().take();
-        match work {
-            Some((f, arg)) => {
-                arch::cpu::enable_interrupts();
-                f(arg);
-                cpu.work.done.fetch_add(1, Ordering::Release);
-            }
-            None => arch::cpu::enable_interrupts_and_wait(),
+/// Runs work posted to this CPU, if any (called by the idle thread with
+/// interrupts masked; the work runs with them on). Returns whether it ran.
+pub fn run_posted_work(cpu: &'static Cpu) -> bool {
+    let work = cpu.work.work.lock().take();
+    match work {
+        Some((f, arg)) => {
+            arch::cpu::enable_interrupts();
+            f(arg);
+            cpu.work.done.fetch_add(1, Ordering::Release);
+            true
         }
+        None => false,
     }
 }
 

@@ -50,6 +50,11 @@ impl<T> SpinLock<T> {
         self.inner.try_lock().map(|guard| SpinLockGuard { guard, _irq: irq })
     }
 
+    /// The data, through exclusive access (no locking needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
     /// Whether someone holds the lock (a hint; it may change at once).
     pub fn is_locked(&self) -> bool {
         self.inner.is_locked()

@@ -1,6 +1,45 @@
-//! The user-space runtime (entry point, syscall wrappers, heap backed by the
-//! memory server) and the programs built on it: init, the demo, and the
-//! stress and fuzz programs the tests boot.
+//! The user-space runtime: program entry, safe syscall wrappers over
+//! [`abi`], `print!`/`println!` to the kernel log, a heap so that `alloc`
+//! collections work, and a panic handler that reports and exits.
+//!
+//! Programs live in `src/bin/`; each is a `#![no_std] #![no_main]` binary
+//! that names its entry function with [`main!`]:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! user::main!(main);
+//! fn main(arg: u64) -> i64 { user::println!("hello"); 0 }
+//! ```
 
 #![no_std]
 #![deny(unsafe_code)]
+
+extern crate alloc;
+
+#[allow(unsafe_code)]
+mod heap;
+#[allow(unsafe_code)]
+mod raw;
+mod rt;
+
+pub mod print;
+pub mod sys;
+
+pub use abi;
+pub use abi::Error;
+
+/// Declares the program's entry function: `fn(arg: u64) -> i64`, where
+/// `arg` is what the starter passed and the result is the exit code.
+#[macro_export]
+macro_rules! main {
+    ($f:path) => {
+        /// The program entry (found by the runtime under this name).
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub fn __user_main(arg: u64) -> i64 {
+            let f: fn(u64) -> i64 = $f;
+            f(arg)
+        }
+    };
+}

@@ -19,6 +19,7 @@ pub mod range_map;
 pub mod rng;
 pub mod stats;
 pub mod tlb_batch;
+pub mod user_elf;
 
 /// Bytes in a small page.
 pub const PAGE_SIZE: u64 = 4096;

@@ -76,7 +76,7 @@ pub fn shootdown_targets() {
             .map(|_| {
                 space.map(BASE, frames[0].phys(), PageSize::Small, USER_DATA).expect("bench: map");
                 time(|| {
-                    space.unmap_range(BASE, 1, PageSize::Small, |_| {}).expect("bench: unmap");
+                    space.unmap_range(BASE, 1, PageSize::Small, |_, _| {}).expect("bench: unmap");
                 })
             })
             .collect();
@@ -89,7 +89,7 @@ pub fn shootdown_targets() {
                         space.map(BASE + i as u64 * 4096, f.phys(), PageSize::Small, USER_DATA).expect("bench: map");
                     }
                     time(|| {
-                        space.unmap_range(BASE, 64, PageSize::Small, |_| {}).expect("bench: unmap");
+                        space.unmap_range(BASE, 64, PageSize::Small, |_, _| {}).expect("bench: unmap");
                     })
                 })
                 .collect();
@@ -149,6 +149,6 @@ pub fn flush_threshold() {
         "bench: page-by-page flushing stops paying at {threshold} pages (kernel threshold: {} pages)",
         crate::mm::tlb::full_flush_threshold()
     );
-    space.unmap_range(BASE, WORKING_SET, PageSize::Small, |_| {}).expect("bench: unmap");
+    space.unmap_range(BASE, WORKING_SET, PageSize::Small, |_, _| {}).expect("bench: unmap");
     space.deactivate();
 }

@@ -28,6 +28,10 @@ pub struct AddressSpace {
     kernel: bool,
     /// CPUs with this root in CR3 right now.
     active: AtomicU64,
+    /// User pages whose frames the kernel allocated (a task's image and
+    /// first stack): freed by the kernel when unmapped. Every other user
+    /// mapping belongs to whoever mapped it (the memory server).
+    owned: SpinLock<alloc::collections::BTreeSet<u64>>,
 }
 
 impl AddressSpace {
@@ -43,6 +47,7 @@ impl AddressSpace {
             root,
             kernel,
             active: AtomicU64::new(0),
+            owned: SpinLock::new(alloc::collections::BTreeSet::new()),
         }
     }
 
@@ -52,6 +57,70 @@ impl AddressSpace {
         let root = super::paging::new_root_sharing_kernel_half(super::kernel_space::kernel_space().root())?;
         // SAFETY: a fresh PML4 whose lower half only this space changes.
         Ok(unsafe { Self::from_tree(root, false) })
+    }
+
+    /// Maps a frame the kernel allocated for this space (image, stack); it
+    /// is freed when unmapped.
+    pub fn map_owned(&self, virt: u64, frame: x86_64::structures::paging::PhysFrame, access: Access) -> Result<(), PagingError> {
+        self.map(virt, frame.start_address().as_u64(), PageSize::Small, access)?;
+        self.owned.lock().insert(virt);
+        Ok(())
+    }
+
+    /// Frees the frame behind `virt` if the kernel owns it (after it was
+    /// unmapped and shot down).
+    fn release_owned(&self, virt: u64, phys: u64, size: PageSize) {
+        if size == PageSize::Small && self.owned.lock().remove(&virt) {
+            super::frame::free(
+                x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(phys)),
+                crate::kcore::mem_kind::FrameUse::User,
+            );
+        }
+    }
+
+    /// Unmaps whatever is mapped in `[virt, virt + len)` of a user space,
+    /// whatever the page sizes (a large page must lie wholly inside), with
+    /// one shootdown; frees kernel-owned frames. Returns the pages (4 KiB
+    /// units) that were mapped.
+    pub fn unmap_user(&self, virt: u64, len: u64) -> Result<u64, PagingError> {
+        self.check_half(virt, len)?;
+        let end = virt + len;
+        let mut plan = alloc::vec::Vec::new();
+        {
+            let mut tree = self.tree.lock();
+            let mapper = tree.mapper();
+            let mut at = virt;
+            while at < end {
+                match mapper.translate(at) {
+                    Some(t) => {
+                        let base = at & !(t.size.bytes() - 1);
+                        if base < virt || base + t.size.bytes() > end {
+                            return Err(PagingError::InsideLargerPage);
+                        }
+                        plan.push((base, t.size));
+                        at = base + t.size.bytes();
+                    }
+                    None => at += crate::kcore::PAGE_SIZE,
+                }
+            }
+        }
+        let mut batch = FlushBatch::new();
+        let mut done = alloc::vec::Vec::with_capacity(plan.len());
+        {
+            let mut tree = self.tree.lock();
+            let mut mapper = tree.mapper();
+            for (va, size) in plan {
+                if let Ok(phys) = mapper.unmap(va, size, &mut batch) {
+                    done.push((va, phys, size));
+                }
+            }
+        }
+        tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
+        let pages = done.iter().map(|&(_, _, s)| s.bytes() / crate::kcore::PAGE_SIZE).sum();
+        for (va, phys, size) in done {
+            self.release_owned(va, phys, size);
+        }
+        Ok(pages)
     }
 
     /// Physical address of the PML4.
@@ -110,12 +179,12 @@ impl AddressSpace {
     }
 
     /// Unmaps `pages` pages of `size` from `virt`, runs one shootdown for
-    /// all of them, then calls `release(phys)` for each unmapped page.
+    /// all of them, then calls `release(virt, phys)` for each unmapped page.
     /// Pages that were not mapped are skipped; returns how many were.
-    pub fn unmap_range(&self, virt: u64, pages: u64, size: PageSize, mut release: impl FnMut(u64)) -> Result<u64, PagingError> {
+    pub fn unmap_range(&self, virt: u64, pages: u64, size: PageSize, mut release: impl FnMut(u64, u64)) -> Result<u64, PagingError> {
         self.check_half(virt, pages * size.bytes())?;
         let mut batch = FlushBatch::new();
-        let mut freed = [0u64; 64];
+        let mut freed = [(0u64, 0u64); 64];
         let mut unmapped = 0;
         let mut done = 0;
         // Work in chunks so the frames can be held on the stack until the
@@ -130,7 +199,7 @@ impl AddressSpace {
                 for i in done..done + chunk {
                     match mapper.unmap(virt + i * size.bytes(), size, &mut batch) {
                         Ok(phys) => {
-                            freed[n] = phys;
+                            freed[n] = (virt + i * size.bytes(), phys);
                             n += 1;
                         }
                         Err(PagingError::NotMapped) => {}
@@ -142,7 +211,7 @@ impl AddressSpace {
                 }
             }
             tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
-            freed[..n].iter().for_each(|&p| release(p));
+            freed[..n].iter().for_each(|&(v, p)| release(v, p));
             unmapped += n as u64;
             done += chunk;
             batch = FlushBatch::new();
@@ -169,6 +238,29 @@ impl AddressSpace {
         }
         tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
         result
+    }
+
+    /// Unmaps every user mapping (task teardown) with one shootdown and
+    /// frees the kernel-owned frames. Returns how many pages were mapped.
+    pub fn unmap_all_user(&self) -> usize {
+        assert!(!self.kernel, "the kernel space is never emptied");
+        let mut batch = FlushBatch::new();
+        let mut unmapped = alloc::vec::Vec::new();
+        {
+            let mut tree = self.tree.lock();
+            let leaves = tree.lower_half_leaves();
+            let mut mapper = tree.mapper();
+            for (virt, size) in leaves {
+                if let Ok(phys) = mapper.unmap(virt, size, &mut batch) {
+                    unmapped.push((virt, phys, size));
+                }
+            }
+        }
+        tlb::shootdown(self.tlb_targets(), self.scope(), &batch);
+        for &(v, p, s) in &unmapped {
+            self.release_owned(v, p, s);
+        }
+        unmapped.len()
     }
 
     /// What `virt` maps to.
@@ -217,6 +309,26 @@ impl Drop for AddressSpace {
         let leaked = tree.free_lower_half();
         if leaked != 0 {
             log::warn!("mm: address space {:#x} dropped with {leaked} page(s) still mapped", self.root);
+        }
+    }
+}
+
+/// A reference to an address space that a task or CPU holds: the kernel's
+/// (a static, since it exists before the heap) or a user space.
+#[derive(Clone)]
+pub enum SpaceRef {
+    /// The kernel's own space.
+    Kernel,
+    /// A user address space.
+    User(alloc::sync::Arc<AddressSpace>),
+}
+
+impl core::ops::Deref for SpaceRef {
+    type Target = AddressSpace;
+    fn deref(&self) -> &AddressSpace {
+        match self {
+            Self::Kernel => super::kernel_space::kernel_space(),
+            Self::User(s) => s,
         }
     }
 }

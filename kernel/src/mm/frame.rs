@@ -170,14 +170,18 @@ fn give_to_pool(frames: &[u64]) {
 /// Takes one 4 KiB frame for `kind`, filled with zeros.
 pub fn alloc_zeroed(kind: FrameUse) -> Result<PhysFrame<Size4KiB>, OutOfFrames> {
     let f = alloc(kind)?;
-    zero(f.start_address().as_u64(), PAGE_SIZE);
+    // SAFETY: the frame was just allocated, so it is ours and RAM.
+    unsafe { zero(f.start_address().as_u64(), PAGE_SIZE) };
     Ok(f)
 }
 
 /// Fills `len` bytes of physical memory at `phys` with zeros.
-pub fn zero(phys: u64, len: u64) {
-    // SAFETY: the caller owns the frame(s) (just allocated), which are RAM
-    // and therefore mapped writable in the direct map.
+///
+/// # Safety
+/// The caller must own that memory (e.g. just allocated it), and it must be
+/// RAM (so mapped in the direct map).
+pub unsafe fn zero(phys: u64, len: u64) {
+    // SAFETY: forwarded to the caller.
     unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, len as usize) };
 }
 
@@ -327,4 +331,15 @@ pub fn check() -> Result<FrameStats, &'static str> {
 /// Frames the pool covers (free or not): an upper bound on frame numbers.
 pub fn covered_frames() -> u64 {
     POOL.lock().as_ref().map_or(0, |p| p.frames())
+}
+
+/// Runs `body` on the contents of frame `f`.
+///
+/// # Safety
+/// The caller must own `f` (e.g. just allocated it) and no other reference
+/// to its contents may exist during the call.
+pub unsafe fn with_frame_bytes<R>(f: PhysFrame<Size4KiB>, body: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
+    // SAFETY: the frame is RAM (so in the direct map) and 4096 bytes long;
+    // the caller guarantees exclusive ownership.
+    body(unsafe { &mut *(phys_to_virt(f.start_address().as_u64()) as *mut [u8; 4096]) })
 }

@@ -30,10 +30,7 @@ pub fn kernel_space() -> &'static AddressSpace {
     KERNEL_SPACE.get().expect("kernel page tables not built yet")
 }
 
-/// Whether the kernel page tables exist yet.
-pub fn ready() -> bool {
-    KERNEL_SPACE.get().is_some()
-}
+
 
 /// A loaded segment of the kernel image.
 #[derive(Clone, Copy, Debug)]

@@ -321,6 +321,37 @@ pub fn new_root_sharing_kernel_half(kernel_root: u64) -> Result<u64, frame::OutO
 }
 
 impl PageTree {
+    /// Every leaf mapping of the lower half: (address, page size).
+    pub fn lower_half_leaves(&self) -> alloc::vec::Vec<(u64, PageSize)> {
+        fn walk(table_phys: u64, level: u8, base: u64, out: &mut alloc::vec::Vec<(u64, PageSize)>) {
+            // SAFETY: page-table frames are reachable through the direct map;
+            // the caller holds the tree (`&self`), so it does not change.
+            let table = unsafe { &*(phys_to_virt(table_phys) as *const PageTable) };
+            let span = 1u64 << (12 + 9 * (level as u64 - 1));
+            for (i, entry) in table.iter().enumerate() {
+                if entry.is_unused() {
+                    continue;
+                }
+                let va = base + i as u64 * span;
+                match level {
+                    1 => out.push((va, PageSize::Small)),
+                    2 if entry.flags().contains(F::HUGE_PAGE) => out.push((va, PageSize::Large)),
+                    3 if entry.flags().contains(F::HUGE_PAGE) => out.push((va, PageSize::Huge)),
+                    _ => walk(entry.addr().as_u64(), level - 1, va, out),
+                }
+            }
+        }
+        let mut out = alloc::vec::Vec::new();
+        // SAFETY: as above.
+        let pml4 = unsafe { &*(phys_to_virt(self.root) as *const PageTable) };
+        for (i, entry) in pml4.iter().enumerate().take(256) {
+            if !entry.is_unused() {
+                walk(entry.addr().as_u64(), 3, i as u64 * (1 << 39), &mut out);
+            }
+        }
+        out
+    }
+
     /// Frees every page-table page of the lower half (and the PML4 itself),
     /// leaving the shared kernel half alone. Leaf frames are not touched:
     /// their owners unmap and free them first. Returns how many leaf

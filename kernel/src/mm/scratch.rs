@@ -152,7 +152,7 @@ impl<'a> ScratchPage<'a> {
 
     /// Unmaps the page (one shootdown); the frame may be reused afterwards.
     pub fn unmap(&self) -> Result<(), PagingError> {
-        self.space.unmap_range(self.va, 1, PageSize::Small, |_| {}).map(|_| ())
+        self.space.unmap_range(self.va, 1, PageSize::Small, |_, _| {}).map(|_| ())
     }
 
     /// Makes the page read-only (one shootdown).

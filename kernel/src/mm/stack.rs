@@ -138,7 +138,7 @@ pub fn alloc(purpose: StackUse) -> Result<KernelStack, frame::OutOfFrames> {
 
 fn release_pages(stack: &KernelStack, pages: u64) {
     kernel_space()
-        .unmap_range(stack.bottom(), pages, PageSize::Small, |phys| {
+        .unmap_range(stack.bottom(), pages, PageSize::Small, |_, phys| {
             frame::free(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(phys)), FrameUse::Stacks)
         })
         .expect("unmapping a kernel stack");

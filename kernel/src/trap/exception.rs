@@ -1,7 +1,9 @@
 //! CPU exceptions: recoverable kernel faults (probing accesses with a
-//! fixup), and the diagnostics for everything else.
+//! fixup), user faults (to the task's pager, or the task dies with a
+//! diagnostic while the kernel carries on), and the report for everything
+//! the kernel cannot survive.
 
-use crate::arch::{self, TrapFrame};
+use crate::arch::{self, Regs, TrapFrame};
 use crate::kcore::exception::exception_info;
 use crate::kcore::layout;
 use crate::kcore::page_fault::PageFaultError;
@@ -10,7 +12,8 @@ const NMI: u8 = 2;
 const DOUBLE_FAULT: u8 = 8;
 const PAGE_FAULT: u8 = 14;
 
-pub fn handle(frame: &mut TrapFrame) {
+pub fn handle(regs: &Regs) {
+    let frame = regs.read();
     let vector = frame.vector as u8;
     if vector == NMI {
         crate::fatal::halt_if_stopping();
@@ -18,13 +21,52 @@ pub fn handle(frame: &mut TrapFrame) {
         return;
     }
     let cr2 = arch::cpu::read_cr2();
-    if vector == PAGE_FAULT && !frame.from_user() {
+    if frame.from_user() {
+        return user_fault(&frame, cr2);
+    }
+    if vector == PAGE_FAULT {
         if let Some(fixup) = arch::extable::fixup_for(frame.rip) {
-            frame.rip = fixup;
+            regs.modify(|f| f.rip = fixup);
             return;
         }
     }
-    fatal(frame, cr2)
+    fatal(&frame, cr2)
+}
+
+/// A user thread faulted. Page faults go to the task's pager, which maps
+/// the page and resumes the thread; anything else (or no pager) kills the
+/// task, with a diagnostic, and the kernel carries on.
+fn user_fault(frame: &TrapFrame, cr2: u64) {
+    let vector = frame.vector as u8;
+    let me = crate::sched::current();
+    if vector == PAGE_FAULT {
+        if let Some((pager, badge)) = me.task.pager() {
+            let words = [cr2, frame.error_code, frame.rip, me.id, vector as u64, 0];
+            if crate::ipc::send_fault(&me, &pager, badge, words).is_ok() {
+                // Resumed by the pager, or killed (the return path sees it).
+                return;
+            }
+        }
+    }
+    let info = exception_info(vector).expect("exception vectors are below 32");
+    let detail = if vector == PAGE_FAULT {
+        alloc::format!(" address {cr2:#x} {}", PageFaultError(frame.error_code))
+    } else {
+        alloc::string::String::new()
+    };
+    log::error!(
+        "fault: task {} (id {}) thread {} on cpu {}: {} {} at rip={:#018x}{detail}; killing the task",
+        me.task.name,
+        me.task.id,
+        me.id,
+        crate::cpu::current_index(),
+        info.mnemonic,
+        info.name,
+        frame.rip,
+    );
+    me.task.kill(-(vector as i64) - 1);
+    drop(me);
+    crate::sched::exit_current();
 }
 
 /// Reports an exception the kernel cannot recover from and ends the run.
@@ -33,9 +75,8 @@ fn fatal(frame: &TrapFrame, cr2: u64) -> ! {
     let info = exception_info(vector).expect("exception vectors are below 32");
     let mut report = crate::fatal::begin();
     let cpu = crate::cpu::current_index();
-    let mode = if frame.from_user() { "user" } else { "kernel" };
     report.line(format_args!(
-        "EXCEPTION {} {} on cpu {cpu} ({mode} mode, task {})",
+        "EXCEPTION {} {} on cpu {cpu} (kernel mode, task {})",
         info.mnemonic,
         info.name,
         crate::task_name()

@@ -3,6 +3,7 @@
 
 pub mod apic;
 pub mod backtrace;
+pub mod context;
 pub mod cpu;
 pub mod entry;
 pub mod extable;
@@ -15,6 +16,8 @@ pub mod percpu;
 pub mod pit;
 pub mod serial;
 pub mod stack;
+pub mod syscall;
 pub mod trap;
+pub mod usercopy;
 
-pub use trap::TrapFrame;
+pub use trap::{Regs, TrapFrame};

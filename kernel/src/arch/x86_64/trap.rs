@@ -162,8 +162,39 @@ pub fn stub_address(vector: u8) -> u64 {
     base + 16 * vector as u64
 }
 
+/// The saved registers of the trap or syscall being handled.
+///
+/// It wraps the frame the entry stub just pushed and hands out only
+/// short-lived borrows, because the same registers are also reached through
+/// the thread (`Thread::with_frame`) by code that delivers results into
+/// them while the handler runs — for instance an IPC reply that arrives
+/// while the thread was blocked inside the syscall.
+pub struct Regs(*mut TrapFrame);
+
+impl Regs {
+    /// A copy of the registers.
+    pub fn read(&self) -> TrapFrame {
+        // SAFETY: the pointer is the frame the entry stub pushed on the
+        // current kernel stack, valid until the handler returns; no borrow
+        // of it outlives a single call here.
+        unsafe { (*self.0).clone() }
+    }
+
+    /// Changes the registers.
+    pub fn modify<R>(&self, f: impl FnOnce(&mut TrapFrame) -> R) -> R {
+        // SAFETY: as for `read`; the borrow ends when `f` returns, and `f`
+        // does not reach the frame another way.
+        f(unsafe { &mut *self.0 })
+    }
+}
+
 /// Called by the stubs with the saved frame; hands it to the kernel.
 #[unsafe(no_mangle)]
-extern "C" fn trap_entry(frame: &mut TrapFrame) {
-    crate::trap::dispatch(frame);
+extern "C" fn trap_entry(frame: *mut TrapFrame) {
+    crate::trap::dispatch(Regs(frame));
+}
+
+/// Wraps a syscall's saved frame (for the syscall entry).
+pub(super) fn regs(frame: *mut TrapFrame) -> Regs {
+    Regs(frame)
 }

@@ -1,0 +1,288 @@
+//! Synchronous IPC: send, receive, call, reply, reply-and-receive, and the
+//! kernel's own notices (faults, task exits).
+//!
+//! Messages travel in registers: the sender's are read from its saved user
+//! registers and written straight into the receiver's. A call that finds
+//! its receiver waiting on this CPU switches to it directly, and the reply
+//! switches straight back, with no trip through the run queue; a receiver
+//! that must run on another CPU is woken there with an IPI. A transferred
+//! capability (it needs the grant right) lands in the receiver's table as a
+//! child of the sender's, so revoking the original reaches it.
+
+use crate::object::derivation::{self, Location};
+use crate::object::endpoint::{EndpointRef, EpState, Pending, SendKind};
+use crate::object::reply::{Reply, ReplyKind};
+use crate::object::task::Task;
+use crate::object::thread::{Block, State, Thread};
+use crate::object::{Capability, Object};
+use crate::sched;
+use abi::cap::{Handle, Kind, Rights};
+use abi::ipc::{kernel_label, MsgInfo, MSG_WORDS};
+use abi::Error;
+use alloc::sync::Arc;
+
+/// A capability on its way: the copy and where its original lives.
+pub struct Transfer {
+    /// The capability (a clone of the sender's).
+    pub cap: Capability,
+    /// The sender's slot, for the derivation link.
+    pub from: Location,
+}
+
+/// Reads the outgoing message of the running thread `me` from its
+/// registers: `rsi` info, payload in `rdx, r10, r8, r9, r12, r13`, and the
+/// capability in `r14` (which must carry GRANT).
+pub fn outgoing(me: &Arc<Thread>) -> Result<(MsgInfo, [u64; MSG_WORDS], Option<Transfer>), Error> {
+    let (info, words, cap) = me.with_frame(|f| (f.rsi, [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13], f.r14));
+    let info = MsgInfo::from_raw(info)?;
+    let mut payload = [0; MSG_WORDS];
+    payload[..info.len as usize].copy_from_slice(&words[..info.len as usize]);
+    let transfer = if info.has_cap { Some(grantable(&me.task, Handle::from_raw(cap)?)?) } else { None };
+    Ok((info, payload, transfer))
+}
+
+/// Looks up a capability the task may pass on (it needs GRANT).
+pub fn grantable(task: &Arc<Task>, h: Handle) -> Result<Transfer, Error> {
+    let caps = task.caps.lock();
+    let cap = caps.get(h)?;
+    if !cap.rights.contains(Rights::GRANT) {
+        return Err(Error::InsufficientRights);
+    }
+    Ok(Transfer { cap: cap.clone(), from: derivation::at(task, h.index()) })
+}
+
+/// Installs a child of a transferred capability in `task`'s table (at
+/// `slot`, or any free slot), linked under its original when that still
+/// exists.
+pub fn install_child(task: &Arc<Task>, t: Transfer, rights: Rights, slot: Option<u16>) -> Result<Handle, Error> {
+    let child = t.cap.derive(rights, t.cap.badge);
+    let child_id = child.id;
+    let mut tree = derivation::lock();
+    let h = {
+        let mut caps = task.caps.lock();
+        match slot {
+            Some(i) => caps.insert_at(i, child)?,
+            None => caps.insert(child)?,
+        }
+    };
+    let linked = t.from.task.upgrade().is_some_and(|owner| owner.caps.lock().mark_derived(t.from.index, t.cap.id));
+    if linked {
+        tree.link(t.cap.id, t.from, child_id, derivation::at(task, h.index()));
+    } else {
+        task.caps.lock().mark_underived(h);
+    }
+    Ok(h)
+}
+
+/// Writes an error result into a waiting thread's registers and wakes it.
+pub fn fail_waiter(t: &Arc<Thread>, e: Error) {
+    if t.user && matches!(t.state(), State::Blocked(_)) {
+        t.with_frame(|f| f.rax = e.code());
+    }
+    sched::wake(t);
+}
+
+/// Writes a success result (`rdi = value`) into a waiting thread's
+/// registers and wakes it.
+pub fn finish_wait(t: &Arc<Thread>, value: u64) {
+    if t.user && matches!(t.state(), State::Blocked(_)) {
+        t.with_frame(|f| {
+            f.rax = 0;
+            f.rdi = value;
+        });
+    }
+    sched::wake(t);
+}
+
+/// Picks a waiting receiver, preferring one that may run on this CPU.
+fn pick_receiver(st: &mut EpState) -> Option<Arc<Thread>> {
+    let here = crate::cpu::current_index();
+    let at = st
+        .receivers
+        .iter()
+        .position(|r| {
+            let s = r.sched.lock();
+            s.affinity == Some(here) || (s.affinity.is_none() && s.cpu == here)
+        })
+        .or_else(|| st.receivers.iter().position(|r| r.sched.lock().affinity.is_none()))
+        .unwrap_or(0);
+    st.receivers.remove(at)
+}
+
+/// Delivers `p` into the registers of `r` (the running thread, or one just
+/// taken off a receive queue). Call-like messages install a reply
+/// capability; a plain sender that was waiting is released.
+fn deliver(r: &Arc<Thread>, p: Pending) {
+    let mut info = p.info;
+    let mut cap = Handle::NONE;
+    if let Some(t) = p.cap {
+        match install_child(&r.task, t, Rights::all(), None) {
+            Ok(h) => cap = h,
+            Err(_) => info.has_cap = false,
+        }
+    } else {
+        info.has_cap = false;
+    }
+    let mut reply = Handle::NONE;
+    match (p.kind, &p.sender) {
+        (SendKind::Call | SendKind::Fault, Some(sender)) => {
+            sender.sched.lock().state = State::Blocked(Block::Reply);
+            let kind = if p.kind == SendKind::Call { ReplyKind::Call } else { ReplyKind::Fault };
+            let obj = Object::Reply(Arc::new(Reply::new(sender.clone(), kind)));
+            // If the table is full the reply object is dropped here, which
+            // releases the caller with an error.
+            if let Ok(h) = r.task.caps.lock().insert(Capability::new(obj, Rights::SEND | Rights::GRANT)) {
+                reply = h;
+            }
+        }
+        (SendKind::Send, Some(sender)) => finish_wait(sender, 0),
+        _ => {}
+    }
+    r.with_frame(|f| {
+        f.rax = 0;
+        f.rdi = p.badge;
+        f.rsi = info.raw();
+        [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13] = p.words;
+        f.r14 = cap.raw();
+        f.r15 = reply.raw();
+    });
+}
+
+/// Sends the running thread's message (from its registers) on `ep`:
+/// a plain send waits for a receiver; a call also waits for the reply,
+/// which lands in its registers. Returns `Ok(true)` when the registers
+/// already hold the result.
+pub fn send(me: &Arc<Thread>, ep: &EndpointRef, badge: u64, call: bool) -> Result<bool, Error> {
+    let (info, words, transfer) = outgoing(me)?;
+    let kind = if call { SendKind::Call } else { SendKind::Send };
+    send_message(me, ep, Pending::new(Some(me.clone()), info, words, transfer, badge, kind))
+}
+
+/// The running thread faulted: sends the fault to its pager and waits for
+/// the answer (resume, or death).
+pub fn send_fault(me: &Arc<Thread>, ep: &EndpointRef, badge: u64, words: [u64; MSG_WORDS]) -> Result<bool, Error> {
+    let info = MsgInfo::new(kernel_label::FAULT, 5);
+    send_message(me, ep, Pending::new(Some(me.clone()), info, words, None, badge, SendKind::Fault))
+}
+
+fn send_message(me: &Arc<Thread>, ep: &EndpointRef, p: Pending) -> Result<bool, Error> {
+    let waits = matches!(p.kind, SendKind::Call | SendKind::Fault);
+    let _masked = crate::arch::cpu::InterruptGuard::new();
+    let mut st = ep.state.lock();
+    if st.closed {
+        return Err(Error::PeerDied);
+    }
+    if let Some(r) = pick_receiver(&mut st) {
+        drop(st);
+        if waits {
+            me.sched.lock().state = State::Blocked(Block::Reply);
+        }
+        deliver(&r, p);
+        if waits {
+            let next = sched::claim_for_handoff(&r);
+            sched::block_and_switch(next);
+            Ok(true)
+        } else {
+            sched::wake(&r);
+            Ok(false)
+        }
+    } else {
+        me.sched.lock().state = State::Blocked(Block::Send(ep.arc().clone()));
+        st.senders.push_back(p);
+        drop(st);
+        sched::block_and_switch(None);
+        Ok(true)
+    }
+}
+
+/// Receives on `ep` into the running thread's registers, waiting if no
+/// message is queued. `handoff` (a thread claimed by a reply) runs instead
+/// of the scheduler's choice if this thread has to wait.
+pub fn recv(me: &Arc<Thread>, ep: &EndpointRef, handoff: Option<Arc<Thread>>) -> Result<(), Error> {
+    let _masked = crate::arch::cpu::InterruptGuard::new();
+    let mut st = ep.state.lock();
+    if let Some(p) = st.senders.pop_front() {
+        drop(st);
+        deliver(me, p);
+        if let Some(h) = handoff {
+            sched::enqueue_here(h);
+        }
+        return Ok(());
+    }
+    if st.closed {
+        drop(st);
+        if let Some(h) = handoff {
+            sched::enqueue_here(h);
+        }
+        return Err(Error::PeerDied);
+    }
+    me.sched.lock().state = State::Blocked(Block::Recv(ep.arc().clone()));
+    st.receivers.push_back(me.clone());
+    drop(st);
+    sched::block_and_switch(handoff);
+    Ok(())
+}
+
+/// Answers the call behind reply capability `h` with the running thread's
+/// message. Returns the caller if it may run on this CPU (claimed for a
+/// hand-off: the caller of this function runs it or queues it).
+pub fn reply(me: &Arc<Thread>, h: Handle) -> Result<Option<Arc<Thread>>, Error> {
+    let (info, words, transfer) = outgoing(me)?;
+    let obj = {
+        let mut caps = me.task.caps.lock();
+        caps.get(h)?.require(Kind::Reply, Rights::SEND)?;
+        match caps.remove(h)?.object {
+            Object::Reply(r) => r,
+            _ => unreachable!("kind checked above"),
+        }
+    };
+    let caller = obj.take_caller().ok_or(Error::PeerDied)?;
+    if !matches!(caller.state(), State::Blocked(Block::Reply)) {
+        // The caller was killed meanwhile.
+        return Err(Error::PeerDied);
+    }
+    match obj.kind {
+        ReplyKind::Call => {
+            let mut info = info;
+            let mut cap = Handle::NONE;
+            match transfer {
+                Some(t) => match install_child(&caller.task, t, Rights::all(), None) {
+                    Ok(c) => cap = c,
+                    Err(_) => info.has_cap = false,
+                },
+                None => info.has_cap = false,
+            }
+            caller.with_frame(|f| {
+                f.rax = 0;
+                f.rdi = 0;
+                f.rsi = info.raw();
+                [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13] = words;
+                f.r14 = cap.raw();
+                f.r15 = 0;
+            });
+        }
+        ReplyKind::Fault if info.label == kernel_label::RESUME => {}
+        ReplyKind::Fault => {
+            log::info!("ipc: the pager of {} answered a fault with label {:#x}: killing it", caller.task.name, info.label);
+            caller.task.kill(-1);
+        }
+    }
+    Ok(sched::claim_for_handoff(&caller))
+}
+
+/// Queues a message from the kernel itself on `ep` (never blocks).
+pub fn kernel_send(ep: &EndpointRef, p: Pending) {
+    let _masked = crate::arch::cpu::InterruptGuard::new();
+    let mut st = ep.state.lock();
+    if st.closed {
+        return;
+    }
+    match pick_receiver(&mut st) {
+        Some(r) => {
+            drop(st);
+            deliver(&r, p);
+            sched::wake(&r);
+        }
+        None => st.senders.push_back(p),
+    }
+}

@@ -1,0 +1,452 @@
+//! Per-CPU scheduling: a run queue per CPU, preemption by the timer,
+//! `hlt` when idle, pinning, stealing work when idle, and waking a thread
+//! on another CPU with an IPI.
+//!
+//! The kernel does not preempt itself: a thread switches only when it
+//! blocks, yields or exits, or on its way back to user mode when its time
+//! slice is over or a wake-up asked for it. A CPU switches to a thread only
+//! after the CPU that last ran it has finished switching away (`on_cpu`),
+//! so one kernel stack never runs on two CPUs.
+//!
+//! Switching reloads CR3 only when the address space changes, and keeps
+//! each address space's set of active CPUs exact (see `mm::tlb`).
+
+use crate::arch::{self, apic::vector};
+use crate::cpu::{self, Cpu};
+use crate::mm::address_space::{AddressSpace, SpaceRef};
+use crate::object::task::Task;
+use crate::object::thread::{Block, State, Thread};
+use crate::sync::SpinLock;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use spin::Once;
+
+/// Timer ticks a user thread runs before it yields to the next in line.
+const SLICE_TICKS: u32 = 2;
+
+/// One CPU's scheduler.
+pub struct CpuSched {
+    queue: SpinLock<VecDeque<Arc<Thread>>>,
+    current: SpinLock<Option<Arc<Thread>>>,
+    previous: SpinLock<Option<Arc<Thread>>>,
+    idle: Once<Arc<Thread>>,
+    loaded: SpinLock<Option<SpaceRef>>,
+    need_resched: AtomicBool,
+    sleepers: SpinLock<Vec<(u64, Arc<Thread>)>>,
+    slice: AtomicU32,
+    running: AtomicBool,
+}
+
+impl CpuSched {
+    /// A scheduler not yet started.
+    pub const fn new() -> Self {
+        Self {
+            queue: SpinLock::new(VecDeque::new()),
+            current: SpinLock::new(None),
+            previous: SpinLock::new(None),
+            idle: Once::new(),
+            loaded: SpinLock::new(None),
+            need_resched: AtomicBool::new(false),
+            sleepers: SpinLock::new(Vec::new()),
+            slice: AtomicU32::new(SLICE_TICKS),
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// Threads waiting to run here.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().len()
+    }
+}
+
+impl Default for CpuSched {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Makes the code running on this CPU its idle thread and turns on what
+/// user threads need (SYSCALL, SSE, SMEP/SMAP).
+pub fn init_this_cpu() {
+    let cpu = cpu::current();
+    let top = cpu.stacks.get().expect("a CPU's stacks exist before its scheduler").kernel;
+    let idle = Thread::new_idle(Task::kernel(), cpu.index(), top);
+    cpu.sched.idle.call_once(|| idle.clone());
+    *cpu.sched.current.lock() = Some(idle);
+    *cpu.sched.loaded.lock() = Some(SpaceRef::Kernel);
+    arch::syscall::init();
+    arch::context::enable_sse();
+    let (smep, smap) = arch::usercopy::enable_user_protections();
+    cpu.sched.running.store(true, Ordering::Release);
+    if cpu.index() == 0 {
+        log::info!("sched: SYSCALL on, SSE for user threads, SMEP {}, SMAP {}", on_off(smep), on_off(smap));
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off (the CPU lacks it)" }
+}
+
+/// The thread running on this CPU.
+pub fn current() -> Arc<Thread> {
+    cpu::current().sched.current.lock().clone().expect("scheduler not started on this CPU")
+}
+
+/// Whether `t` is the thread running on this CPU.
+pub fn is_current(t: &Thread) -> bool {
+    cpu::current().sched.current.lock().as_ref().is_some_and(|c| core::ptr::eq(&**c, t))
+}
+
+fn is_idle(cpu: &Cpu, t: &Arc<Thread>) -> bool {
+    cpu.sched.idle.get().is_some_and(|i| Arc::ptr_eq(i, t))
+}
+
+/// Takes the next runnable thread off this CPU's queue (skipping stale
+/// entries) and marks it running here.
+fn pop_ready(cpu: &Cpu) -> Option<Arc<Thread>> {
+    loop {
+        let t = cpu.sched.queue.lock().pop_front()?;
+        let mut s = t.sched.lock();
+        if matches!(s.state, State::Ready) {
+            s.state = State::Running;
+            s.cpu = cpu.index();
+            drop(s);
+            return Some(t);
+        }
+    }
+}
+
+/// Takes an unpinned runnable thread from the busiest other CPU.
+fn steal(cpu: &Cpu) -> Option<Arc<Thread>> {
+    let victim = cpu::all()
+        .filter(|c| c.index() != cpu.index() && c.sched.running.load(Ordering::Acquire))
+        .max_by_key(|c| c.sched.queued())?;
+    let t = {
+        let mut q = victim.sched.queue.lock();
+        let at = q.iter().position(|t| t.sched.lock().affinity.is_none())?;
+        q.remove(at)?
+    };
+    let mut s = t.sched.lock();
+    if !matches!(s.state, State::Ready) {
+        return None;
+    }
+    s.state = State::Running;
+    s.cpu = cpu.index();
+    drop(s);
+    Some(t)
+}
+
+/// Picks the next thread for this CPU and switches to it. The current
+/// thread, if still running, goes to the back of the queue. Interrupts must
+/// be masked.
+pub fn schedule() {
+    let cpu = cpu::current();
+    let s = &cpu.sched;
+    s.need_resched.store(false, Ordering::Relaxed);
+    let prev = current();
+    let prev_runs = !is_idle(cpu, &prev) && matches!(prev.sched.lock().state, State::Running);
+    let next = match pop_ready(cpu).or_else(|| steal(cpu)) {
+        Some(n) => n,
+        None if prev_runs => {
+            s.slice.store(SLICE_TICKS, Ordering::Relaxed);
+            return;
+        }
+        None => s.idle.get().expect("idle thread").clone(),
+    };
+    if Arc::ptr_eq(&next, &prev) {
+        return;
+    }
+    if prev_runs {
+        let target = {
+            let mut ps = prev.sched.lock();
+            ps.state = State::Ready;
+            ps.affinity.unwrap_or(cpu.index())
+        };
+        enqueue(prev.clone(), target);
+    }
+    switch_to(cpu, prev, next);
+}
+
+/// Switches from `prev` (running here) to `next` (marked running here).
+fn switch_to(cpu: &'static Cpu, prev: Arc<Thread>, next: Arc<Thread>) {
+    // The CPU that last ran `next` may still be switching away from it.
+    while next.on_cpu.load(Ordering::Acquire) {
+        crate::mm::tlb::serve_while_waiting();
+        arch::cpu::pause();
+    }
+    next.on_cpu.store(true, Ordering::Release);
+    {
+        let target = &next.task.space;
+        let mut loaded = cpu.sched.loaded.lock();
+        if loaded.as_ref().is_none_or(|l| l.root() != target.root()) {
+            target.activate(loaded.as_ref().map(|l| &**l));
+            *loaded = Some(target.clone());
+        }
+    }
+    if next.user {
+        cpu.tables.set_kernel_stack(next.stack_top());
+        cpu.header.kernel_rsp.store(next.stack_top(), Ordering::Relaxed);
+        cpu.sched.slice.store(SLICE_TICKS, Ordering::Relaxed);
+    }
+    if prev.user {
+        prev.save_fpu();
+    }
+    if next.user {
+        next.restore_fpu();
+    }
+    let (prev_ctx, next_ctx) = (prev.context_ptr(), next.context_ptr());
+    *cpu.sched.current.lock() = Some(next);
+    *cpu.sched.previous.lock() = Some(prev);
+    // SAFETY: interrupts are masked (the scheduler's contract); `prev` is
+    // the running thread and `next` is switched out everywhere (`on_cpu`
+    // was clear) and now claimed by this CPU; both stay alive in `current`
+    // and `previous` across the switch.
+    unsafe { arch::context::switch(prev_ctx, next_ctx) };
+    finish_switch();
+}
+
+/// Completes a switch on the thread that was switched to: the thread
+/// switched away from may now run elsewhere (and is freed if it died).
+pub fn finish_switch() {
+    let prev = cpu::current().sched.previous.lock().take();
+    if let Some(p) = prev {
+        p.on_cpu.store(false, Ordering::Release);
+    }
+}
+
+/// Puts `t` (marked ready) on CPU `index`'s queue and makes sure that CPU
+/// notices: an IPI for another CPU, a reschedule flag for this one.
+fn enqueue(t: Arc<Thread>, index: usize) {
+    let target = cpu::get(index);
+    target.sched.queue.lock().push_back(t);
+    if index == cpu::current_index() {
+        let c = cpu::current();
+        if c.sched.current.lock().as_ref().is_some_and(|cur| is_idle(c, cur)) {
+            c.sched.need_resched.store(true, Ordering::Relaxed);
+        }
+    } else {
+        kick(index);
+    }
+}
+
+/// Makes CPU `index` run its scheduler soon.
+pub fn kick(index: usize) {
+    arch::apic::send_ipi_fast(cpu::get(index).apic_id(), vector::RESCHEDULE);
+}
+
+/// The handler of the reschedule IPI.
+pub fn on_reschedule_ipi() {
+    cpu::current().sched.need_resched.store(true, Ordering::Relaxed);
+}
+
+/// Makes a blocked thread runnable (on its pinned or last CPU). Returns
+/// false if it was not blocked.
+pub fn wake(t: &Arc<Thread>) -> bool {
+    let target = {
+        let mut s = t.sched.lock();
+        if !matches!(s.state, State::Blocked(_)) {
+            return false;
+        }
+        s.state = State::Ready;
+        s.affinity.unwrap_or(s.cpu)
+    };
+    enqueue(t.clone(), target);
+    true
+}
+
+/// If a blocked thread `t` may run on this CPU, claims it for a direct
+/// switch (it becomes ready, but is not queued). Otherwise wakes it where
+/// it belongs and returns `None`.
+pub fn claim_for_handoff(t: &Arc<Thread>) -> Option<Arc<Thread>> {
+    let here = cpu::current_index();
+    let mut s = t.sched.lock();
+    if !matches!(s.state, State::Blocked(_)) {
+        return None;
+    }
+    s.state = State::Ready;
+    if s.affinity.is_none_or(|a| a == here) {
+        Some(t.clone())
+    } else {
+        let target = s.affinity.unwrap_or(s.cpu);
+        drop(s);
+        enqueue(t.clone(), target);
+        None
+    }
+}
+
+/// Blocks the current thread (whose state the caller already set to
+/// blocked) and runs `next` if given — a direct hand-off, with no trip
+/// through the run queue — or whatever the scheduler picks.
+pub fn block_and_switch(next: Option<Arc<Thread>>) {
+    let _masked = arch::cpu::InterruptGuard::new();
+    match next {
+        Some(n) => {
+            {
+                let mut s = n.sched.lock();
+                s.state = State::Running;
+                s.cpu = cpu::current_index();
+            }
+            let cpu = cpu::current();
+            let prev = current();
+            switch_to(cpu, prev, n);
+        }
+        None => schedule(),
+    }
+}
+
+/// Runs `t` (ready, claimed for hand-off) soon on this CPU, after the
+/// current thread: used when a hand-off was not needed after all.
+pub fn enqueue_here(t: Arc<Thread>) {
+    enqueue(t, cpu::current_index());
+}
+
+/// Starts a created thread: on its pinned CPU, or on the least busy one.
+pub fn start(t: &Arc<Thread>) -> Result<(), abi::Error> {
+    let target = {
+        let mut s = t.sched.lock();
+        if !matches!(s.state, State::Created) {
+            return Err(abi::Error::Busy);
+        }
+        t.task.thread_started()?;
+        s.state = State::Ready;
+        let target = s.affinity.unwrap_or_else(least_busy);
+        s.cpu = target;
+        target
+    };
+    enqueue(t.clone(), target);
+    Ok(())
+}
+
+fn least_busy() -> usize {
+    cpu::online()
+        .iter()
+        .min_by_key(|&i| {
+            let c = cpu::get(i);
+            let busy = c.sched.current.lock().as_ref().is_some_and(|cur| !is_idle(c, cur));
+            c.sched.queued() * 2 + busy as usize
+        })
+        .unwrap_or(0)
+}
+
+/// Lets pending interrupts (shootdown requests, timer ticks) in during a
+/// long operation in the kernel. Nothing is rescheduled here.
+pub fn preempt_point() {
+    if !arch::cpu::interrupts_enabled() {
+        arch::cpu::enable_interrupts();
+        core::hint::spin_loop();
+        arch::cpu::disable_interrupts();
+    }
+}
+
+/// Gives up the CPU to the next ready thread, if any.
+pub fn yield_now() {
+    let _masked = arch::cpu::InterruptGuard::new();
+    schedule();
+}
+
+/// Sleeps the current thread for at least `micros` microseconds (the wake
+/// comes with the next timer tick after the deadline).
+pub fn sleep(micros: u64) {
+    let _masked = arch::cpu::InterruptGuard::new();
+    let me = current();
+    let deadline = arch::cpu::rdtsc().saturating_add(micros.saturating_mul(crate::time::tsc_per_micro()));
+    me.sched.lock().state = State::Blocked(Block::Sleep);
+    cpu::current().sched.sleepers.lock().push((deadline, me));
+    schedule();
+}
+
+/// Timer interrupt: wakes due sleepers and ends time slices.
+pub fn on_timer_tick() {
+    let cpu = cpu::current();
+    if !cpu.sched.running.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = arch::cpu::rdtsc();
+    let due: Vec<Arc<Thread>> = {
+        let mut sleepers = cpu.sched.sleepers.lock();
+        if sleepers.is_empty() {
+            Vec::new()
+        } else {
+            let (due, rest): (Vec<_>, Vec<_>) = sleepers.drain(..).partition(|(d, _)| *d <= now);
+            *sleepers = rest;
+            due.into_iter().map(|(_, t)| t).collect()
+        }
+    };
+    for t in &due {
+        crate::ipc::finish_wait(t, 0);
+    }
+    let cur = cpu.sched.current.lock().clone();
+    if let Some(cur) = cur {
+        if is_idle(cpu, &cur) {
+            if cpu.sched.queued() > 0 {
+                cpu.sched.need_resched.store(true, Ordering::Relaxed);
+            }
+        } else if cpu.sched.slice.fetch_sub(1, Ordering::Relaxed) <= 1 {
+            cpu.sched.need_resched.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs on every return to user mode: a killed thread exits here, and a
+/// thread whose slice ended (or that a wake-up preempts) lets others run.
+pub fn before_user_return() {
+    loop {
+        let cpu = cpu::current();
+        let killed = cpu.sched.current.lock().as_ref().is_some_and(|t| t.killed());
+        if killed {
+            exit_current();
+        }
+        if !cpu.sched.need_resched.load(Ordering::Relaxed) {
+            return;
+        }
+        let _masked = arch::cpu::InterruptGuard::new();
+        schedule();
+    }
+}
+
+/// Ends the current thread (and its task, if it was the last).
+pub fn exit_current() -> ! {
+    arch::cpu::disable_interrupts();
+    let me = current();
+    me.sched.lock().state = State::Dead;
+    if me.user {
+        me.task.thread_exited();
+    }
+    drop(me);
+    schedule();
+    unreachable!("a dead thread was scheduled again");
+}
+
+/// If this CPU has `space` loaded, switches it to the kernel's tables (the
+/// space is about to be torn down).
+pub fn leave_space(space: &AddressSpace) {
+    let _masked = arch::cpu::InterruptGuard::new();
+    let cpu = cpu::current();
+    let mut loaded = cpu.sched.loaded.lock();
+    if loaded.as_ref().is_some_and(|l| l.root() == space.root()) {
+        crate::mm::kernel_space::kernel_space().activate(Some(space));
+        *loaded = Some(SpaceRef::Kernel);
+    }
+}
+
+/// The idle thread's loop: run ready threads, run posted kernel work,
+/// otherwise halt until an interrupt.
+pub fn idle_loop() -> ! {
+    let cpu = cpu::current();
+    loop {
+        arch::cpu::disable_interrupts();
+        if cpu.sched.queued() > 0 || cpu.sched.need_resched.load(Ordering::Relaxed) {
+            schedule();
+            continue;
+        }
+        if crate::smp::run_posted_work(cpu) {
+            continue;
+        }
+        if cpu::online().len() > 1 && cpu::all().any(|c| c.index() != cpu.index() && c.sched.queued() > 1) {
+            schedule();
+        }
+        arch::cpu::enable_interrupts_and_wait();
+    }
+}
