@@ -127,8 +127,9 @@ syscalls! {
     PhysInfo = 43,
     /// `(space, va)` → `rdi` physical address, `rsi` map flags.
     MemTranslate = 44,
-    /// `(machine)` → `rdi` total RAM pages, `rsi` free kernel pages, `rdx`
-    /// pages used by the kernel, `r10` pages given to user space.
+    /// `(machine)` → `rdi` pages of RAM the kernel manages, `rsi` of them
+    /// free, `rdx` used by the kernel itself (page tables, stacks, heap,
+    /// task images), `r10` handed to the memory server.
     MachineStats = 50,
     /// `(machine, success)`: powers the machine off, reporting success (1)
     /// or failure (0) to the host.
@@ -150,7 +151,7 @@ mod tests {
         for &s in Sys::ALL {
             assert_eq!(Sys::from_raw(s as u64), Ok(s));
         }
-        for raw in [8, 9, 16, 26, 29, 38, 45, 52, 1000, u64::MAX] {
+        for raw in [8, 9, 16, 26, 29, 38, 45, 53, 1000, u64::MAX] {
             assert_eq!(Sys::from_raw(raw), Err(Error::InvalidSyscall), "{raw}");
         }
         assert_eq!(Sys::Call.name(), "Call");
