@@ -74,24 +74,21 @@ pub fn install_child(task: &Arc<Task>, t: Transfer, rights: Rights, slot: Option
     Ok(h)
 }
 
-/// Writes an error result into a waiting thread's registers and wakes it.
+/// Wakes a waiting thread with error `e` in `rax` (if it is still waiting).
 pub fn fail_waiter(t: &Arc<Thread>, e: Error) {
-    if t.user && matches!(t.state(), State::Blocked(_)) {
-        t.with_frame(|f| f.rax = e.code());
-    }
-    sched::wake(t);
+    sched::wake_with(t, |f| f.rax = e.code(), false);
 }
 
-/// Writes a success result (`rdi = value`) into a waiting thread's
-/// registers and wakes it.
+/// Wakes a waiting thread with success and `rdi = value`.
 pub fn finish_wait(t: &Arc<Thread>, value: u64) {
-    if t.user && matches!(t.state(), State::Blocked(_)) {
-        t.with_frame(|f| {
+    sched::wake_with(
+        t,
+        |f| {
             f.rax = 0;
             f.rdi = value;
-        });
-    }
-    sched::wake(t);
+        },
+        false,
+    );
 }
 
 /// Picks a waiting receiver, preferring one that may run on this CPU.
@@ -109,43 +106,73 @@ fn pick_receiver(st: &mut EpState) -> Option<Arc<Thread>> {
     st.receivers.remove(at)
 }
 
-/// Delivers `p` into the registers of `r` (the running thread, or one just
-/// taken off a receive queue). Call-like messages install a reply
-/// capability; a plain sender that was waiting is released.
-fn deliver(r: &Arc<Thread>, p: Pending) {
+/// What a receiver's registers get.
+struct Delivery {
+    info: MsgInfo,
+    badge: u64,
+    words: [u64; MSG_WORDS],
+    cap: Handle,
+    reply: Handle,
+}
+
+impl Delivery {
+    fn write(&self, f: &mut crate::arch::TrapFrame) {
+        f.rax = 0;
+        f.rdi = self.badge;
+        f.rsi = self.info.raw();
+        [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13] = self.words;
+        f.r14 = self.cap.raw();
+        f.r15 = self.reply.raw();
+    }
+}
+
+/// Prepares the delivery of `p` to receiver `r`: installs the transferred
+/// capability and, for a call or fault, a reply capability in `r`'s table
+/// (the caller then waits for that reply); releases a plain sender.
+fn prepare(r: &Arc<Thread>, p: Pending) -> Delivery {
     let mut info = p.info;
     let mut cap = Handle::NONE;
-    if let Some(t) = p.cap {
-        match install_child(&r.task, t, Rights::all(), None) {
+    match p.cap {
+        Some(t) => match install_child(&r.task, t, Rights::all(), None) {
             Ok(h) => cap = h,
             Err(_) => info.has_cap = false,
-        }
-    } else {
-        info.has_cap = false;
+        },
+        None => info.has_cap = false,
     }
     let mut reply = Handle::NONE;
     match (p.kind, &p.sender) {
         (SendKind::Call | SendKind::Fault, Some(sender)) => {
             sender.sched.lock().state = State::Blocked(Block::Reply);
             let kind = if p.kind == SendKind::Call { ReplyKind::Call } else { ReplyKind::Fault };
-            let obj = Object::Reply(Arc::new(Reply::new(sender.clone(), kind)));
-            // If the table is full the reply object is dropped here, which
-            // releases the caller with an error.
-            if let Ok(h) = r.task.caps.lock().insert(Capability::new(obj, Rights::SEND | Rights::GRANT)) {
+            let obj = Arc::new(Reply::new(sender.clone(), kind));
+            // If the table is full, dropping the reply object here releases
+            // the caller with an error.
+            if let Ok(h) = r.task.caps.lock().insert(Capability::new(Object::Reply(obj), Rights::SEND | Rights::GRANT)) {
                 reply = h;
+            }
+            // A caller killed while it was being delivered is released now
+            // (its kill saw it still queued and left it to us).
+            if sender.killed() {
+                fail_waiter(sender, Error::PeerDied);
             }
         }
         (SendKind::Send, Some(sender)) => finish_wait(sender, 0),
         _ => {}
     }
-    r.with_frame(|f| {
-        f.rax = 0;
-        f.rdi = p.badge;
-        f.rsi = info.raw();
-        [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13] = p.words;
-        f.r14 = cap.raw();
-        f.r15 = reply.raw();
-    });
+    Delivery { info, badge: p.badge, words: p.words, cap, reply }
+}
+
+/// Delivers `p` to a receiver just taken off the queue and wakes it (with
+/// `handoff`, returns it instead if it may run here).
+fn deliver_to_waiting(r: &Arc<Thread>, p: Pending, handoff: bool) -> Option<Arc<Thread>> {
+    let d = prepare(r, p);
+    match sched::wake_with(r, |f| d.write(f), handoff) {
+        sched::Woken::Here(t) => Some(t),
+        // Queued, or the receiver was killed meanwhile: what was installed
+        // in its table goes with its task (a reply capability dropped then
+        // releases the caller).
+        _ => None,
+    }
 }
 
 /// Sends the running thread's message (from its registers) on `ep`:
@@ -176,14 +203,13 @@ fn send_message(me: &Arc<Thread>, ep: &EndpointRef, p: Pending) -> Result<bool, 
         drop(st);
         if waits {
             me.sched.lock().state = State::Blocked(Block::Reply);
-        }
-        deliver(&r, p);
-        if waits {
-            let next = sched::claim_for_handoff(&r);
+            let next = deliver_to_waiting(&r, p, true);
             sched::block_and_switch(next);
             Ok(true)
         } else {
-            sched::wake(&r);
+            if let Some(t) = deliver_to_waiting(&r, p, true) {
+                sched::enqueue_here(t);
+            }
             Ok(false)
         }
     } else {
@@ -203,7 +229,8 @@ pub fn recv(me: &Arc<Thread>, ep: &EndpointRef, handoff: Option<Arc<Thread>>) ->
     let mut st = ep.state.lock();
     if let Some(p) = st.senders.pop_front() {
         drop(st);
-        deliver(me, p);
+        let d = prepare(me, p);
+        me.with_frame(|f| d.write(f));
         if let Some(h) = handoff {
             sched::enqueue_here(h);
         }
@@ -237,11 +264,7 @@ pub fn reply(me: &Arc<Thread>, h: Handle) -> Result<Option<Arc<Thread>>, Error> 
         }
     };
     let caller = obj.take_caller().ok_or(Error::PeerDied)?;
-    if !matches!(caller.state(), State::Blocked(Block::Reply)) {
-        // The caller was killed meanwhile.
-        return Err(Error::PeerDied);
-    }
-    match obj.kind {
+    let woken = match obj.kind {
         ReplyKind::Call => {
             let mut info = info;
             let mut cap = Handle::NONE;
@@ -252,22 +275,23 @@ pub fn reply(me: &Arc<Thread>, h: Handle) -> Result<Option<Arc<Thread>>, Error> 
                 },
                 None => info.has_cap = false,
             }
-            caller.with_frame(|f| {
-                f.rax = 0;
-                f.rdi = 0;
-                f.rsi = info.raw();
-                [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13] = words;
-                f.r14 = cap.raw();
-                f.r15 = 0;
-            });
+            let d = Delivery { info, badge: 0, words, cap, reply: Handle::NONE };
+            sched::wake_with(&caller, |f| d.write(f), true)
         }
-        ReplyKind::Fault if info.label == kernel_label::RESUME => {}
         ReplyKind::Fault => {
-            log::info!("ipc: the pager of {} answered a fault with label {:#x}: killing it", caller.task.name, info.label);
-            caller.task.kill(-1);
+            if info.label != kernel_label::RESUME {
+                log::info!("ipc: the pager of {} answered a fault with label {:#x}: killing it", caller.task.name, info.label);
+                caller.task.kill(-1);
+            }
+            sched::wake_with(&caller, |_| {}, true)
         }
+    };
+    match woken {
+        sched::Woken::Here(t) => Ok(Some(t)),
+        sched::Woken::Queued => Ok(None),
+        // The caller was killed and released meanwhile.
+        sched::Woken::NotBlocked => Err(Error::PeerDied),
     }
-    Ok(sched::claim_for_handoff(&caller))
 }
 
 /// Queues a message from the kernel itself on `ep` (never blocks).
@@ -280,8 +304,7 @@ pub fn kernel_send(ep: &EndpointRef, p: Pending) {
     match pick_receiver(&mut st) {
         Some(r) => {
             drop(st);
-            deliver(&r, p);
-            sched::wake(&r);
+            deliver_to_waiting(&r, p, false);
         }
         None => st.senders.push_back(p),
     }

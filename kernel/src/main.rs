@@ -150,11 +150,11 @@ fn boot_cpu_main(boot: BootInfo) -> ! {
     let cmdline = boot::cmdline();
     let result = if let Some(name) = cmdline.get("test") {
         ktest::run(name)
-    } else if let Some(filter) = cmdline.get("bench") {
-        bench::run(filter)
     } else {
-        match user::start_init() {
-            // User space runs from here on; init powers the machine off.
+        // Benchmarks run in the kernel first; init runs the user-space ones
+        // (it sees `bench=` too) and powers the machine off.
+        let benches = cmdline.get("bench").map_or(Ok(()), bench::run);
+        match benches.and_then(|()| user::start()) {
             Ok(()) => sched::idle_loop(),
             Err(e) => Err(e),
         }

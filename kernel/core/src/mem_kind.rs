@@ -68,20 +68,24 @@ pub enum FrameUse {
     Stacks,
     /// The frame allocator's own bitmap.
     FrameMetadata,
-    /// Frames held by user tasks or the memory server.
+    /// User task images and first stacks, loaded by the kernel.
     User,
+    /// RAM handed to the memory server at boot (its physical-memory
+    /// capabilities), which owns it from then on.
+    MemoryServer,
     /// Frames used by in-kernel tests and benchmarks.
     Test,
 }
 
 impl FrameUse {
     /// Every kind, in table order.
-    pub const ALL: [FrameUse; 6] = [
+    pub const ALL: [FrameUse; 7] = [
         Self::PageTables,
         Self::Heap,
         Self::Stacks,
         Self::FrameMetadata,
         Self::User,
+        Self::MemoryServer,
         Self::Test,
     ];
     /// Number of kinds.
@@ -94,7 +98,8 @@ impl FrameUse {
             Self::Heap => "heap",
             Self::Stacks => "stacks",
             Self::FrameMetadata => "frame-metadata",
-            Self::User => "user",
+            Self::User => "task-images",
+            Self::MemoryServer => "memory-server",
             Self::Test => "test",
         }
     }

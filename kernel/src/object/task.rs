@@ -240,20 +240,26 @@ impl Task {
                 }
                 (s.state.clone(), s.cpu)
             };
+            // A thread on a queue is released by whoever takes it off: here
+            // only if the kill got it first (a sender or receiver that took
+            // it will wake it, and it exits then).
             match state {
                 State::Blocked(Block::Recv(ep)) => {
-                    ep.remove_receiver(t);
-                    crate::ipc::fail_waiter(t, Error::PeerDied);
+                    if ep.remove_receiver(t) {
+                        crate::ipc::fail_waiter(t, Error::PeerDied);
+                    }
                 }
                 State::Blocked(Block::Send(ep)) => {
-                    drop(ep.remove_sender(t));
-                    crate::ipc::fail_waiter(t, Error::PeerDied);
+                    if let Some(p) = ep.remove_sender(t) {
+                        drop(p);
+                        crate::ipc::fail_waiter(t, Error::PeerDied);
+                    }
                 }
-                State::Blocked(Block::Sleep | Block::TaskWait) => crate::ipc::fail_waiter(t, Error::PeerDied),
-                // A thread waiting for a reply is released when the reply
-                // capability goes (the callee's table or its death).
-                State::Blocked(Block::Reply) => crate::ipc::fail_waiter(t, Error::PeerDied),
-                State::Running if cpu != crate::cpu::current_index() => crate::sched::kick(cpu),
+                // Waking is atomic under the thread's lock, so racing the
+                // timer, a waited-for task or a reply is harmless.
+                State::Blocked(Block::Sleep | Block::TaskWait | Block::Reply) => crate::ipc::fail_waiter(t, Error::PeerDied),
+                State::Running | State::Ready if cpu != crate::cpu::current_index() => crate::sched::kick(cpu),
+                State::Running | State::Ready => crate::sched::request_resched(),
                 _ => {}
             }
         }

@@ -163,6 +163,19 @@ impl Thread {
         f(unsafe { &mut *(at as *mut TrapFrame) })
     }
 
+    /// Runs `f` on the saved user registers of a thread that is blocked or
+    /// not yet started, while its scheduling lock is held (`s` is the
+    /// locked state): the way a waker delivers results.
+    pub fn write_frame(&self, s: &SchedInfo, f: impl FnOnce(&mut TrapFrame)) {
+        assert!(self.user, "kernel threads have no user registers");
+        assert!(matches!(s.state, State::Blocked(_) | State::Created), "user registers of a runnable thread");
+        let at = context::user_frame_address(self.stack_top);
+        // SAFETY: the frame lies at the top of this thread's own kernel
+        // stack; the thread is blocked (checked under its lock) and does not
+        // touch its registers until woken, which only the lock holder does.
+        f(unsafe { &mut *(at as *mut TrapFrame) })
+    }
+
     /// Raw pointer to the switch context (scheduler only).
     pub fn context_ptr(&self) -> *mut Context {
         self.context.get()

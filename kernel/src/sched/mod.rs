@@ -190,12 +190,12 @@ fn switch_to(cpu: &'static Cpu, prev: Arc<Thread>, next: Arc<Thread>) {
         cpu.header.kernel_rsp.store(next.stack_top(), Ordering::Relaxed);
         cpu.sched.slice.store(SLICE_TICKS, Ordering::Relaxed);
     }
-    if prev.user {
+    // FPU state is saved only if the thread used the FPU since it was
+    // switched in, and loaded only when the next thread first uses it.
+    if prev.user && arch::context::fpu_used() {
         prev.save_fpu();
     }
-    if next.user {
-        next.restore_fpu();
-    }
+    arch::context::fpu_trap_next_use();
     let (prev_ctx, next_ctx) = (prev.context_ptr(), next.context_ptr());
     *cpu.sched.current.lock() = Some(next);
     *cpu.sched.previous.lock() = Some(prev);
@@ -205,6 +205,11 @@ fn switch_to(cpu: &'static Cpu, prev: Arc<Thread>, next: Arc<Thread>) {
     // and `previous` across the switch.
     unsafe { arch::context::switch(prev_ctx, next_ctx) };
     finish_switch();
+    // Back on this thread (perhaps on another CPU): if it was killed while
+    // switched out, its way back to user mode must notice.
+    if cpu::current().sched.current.lock().as_ref().is_some_and(|t| t.killed()) {
+        request_resched();
+    }
 }
 
 /// Completes a switch on the thread that was switched to: the thread
@@ -236,6 +241,21 @@ pub fn kick(index: usize) {
     arch::apic::send_ipi_fast(cpu::get(index).apic_id(), vector::RESCHEDULE);
 }
 
+/// The running user thread used the FPU for the first time since it was
+/// switched in (#NM): load its state and let it continue.
+pub fn on_fpu_first_use() {
+    arch::context::fpu_allow();
+    let cur = cpu::current().sched.current.lock().clone();
+    if let Some(t) = cur {
+        t.restore_fpu();
+    }
+}
+
+/// Makes this CPU run its scheduler on the way back to user mode.
+pub fn request_resched() {
+    cpu::current().sched.need_resched.store(true, Ordering::Relaxed);
+}
+
 /// The handler of the reschedule IPI.
 pub fn on_reschedule_ipi() {
     cpu::current().sched.need_resched.store(true, Ordering::Relaxed);
@@ -244,36 +264,43 @@ pub fn on_reschedule_ipi() {
 /// Makes a blocked thread runnable (on its pinned or last CPU). Returns
 /// false if it was not blocked.
 pub fn wake(t: &Arc<Thread>) -> bool {
+    !matches!(wake_with(t, |_| {}, false), Woken::NotBlocked)
+}
+
+/// What [`wake_with`] did.
+pub enum Woken {
+    /// The thread is ready and may run on this CPU: the caller runs it
+    /// (a direct hand-off) or queues it with [`enqueue_here`].
+    Here(Arc<Thread>),
+    /// It was queued on its CPU (woken there with an IPI).
+    Queued,
+    /// It was not blocked (someone else woke it first): nothing done.
+    NotBlocked,
+}
+
+/// Wakes a blocked thread, first letting `write` deliver its results into
+/// its saved registers. Check, write and wake happen under the thread's
+/// lock, so of several parties racing to wake a thread (a sender, a kill,
+/// a timer) exactly one delivers. With `handoff`, a thread that may run on
+/// this CPU is returned instead of queued.
+pub fn wake_with(t: &Arc<Thread>, write: impl FnOnce(&mut crate::arch::TrapFrame), handoff: bool) -> Woken {
+    let here = cpu::current_index();
     let target = {
         let mut s = t.sched.lock();
         if !matches!(s.state, State::Blocked(_)) {
-            return false;
+            return Woken::NotBlocked;
+        }
+        if t.user {
+            t.write_frame(&s, write);
         }
         s.state = State::Ready;
+        if handoff && s.affinity.is_none_or(|a| a == here) {
+            return Woken::Here(t.clone());
+        }
         s.affinity.unwrap_or(s.cpu)
     };
     enqueue(t.clone(), target);
-    true
-}
-
-/// If a blocked thread `t` may run on this CPU, claims it for a direct
-/// switch (it becomes ready, but is not queued). Otherwise wakes it where
-/// it belongs and returns `None`.
-pub fn claim_for_handoff(t: &Arc<Thread>) -> Option<Arc<Thread>> {
-    let here = cpu::current_index();
-    let mut s = t.sched.lock();
-    if !matches!(s.state, State::Blocked(_)) {
-        return None;
-    }
-    s.state = State::Ready;
-    if s.affinity.is_none_or(|a| a == here) {
-        Some(t.clone())
-    } else {
-        let target = s.affinity.unwrap_or(s.cpu);
-        drop(s);
-        enqueue(t.clone(), target);
-        None
-    }
+    Woken::Queued
 }
 
 /// Blocks the current thread (whose state the caller already set to
@@ -392,14 +419,13 @@ pub fn on_timer_tick() {
 /// Runs on every return to user mode: a killed thread exits here, and a
 /// thread whose slice ended (or that a wake-up preempts) lets others run.
 pub fn before_user_return() {
-    loop {
-        let cpu = cpu::current();
+    let cpu = cpu::current();
+    // The common case costs one load: kills and wake-ups that concern this
+    // CPU set `need_resched` (see `Task::kill` and `switch_to`).
+    while cpu.sched.need_resched.load(Ordering::Relaxed) {
         let killed = cpu.sched.current.lock().as_ref().is_some_and(|t| t.killed());
         if killed {
             exit_current();
-        }
-        if !cpu.sched.need_resched.load(Ordering::Relaxed) {
-            return;
         }
         let _masked = arch::cpu::InterruptGuard::new();
         schedule();

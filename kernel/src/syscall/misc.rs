@@ -58,9 +58,9 @@ pub fn cpu_info() -> SysResult {
 pub fn machine_stats(me: &Arc<Thread>, a: &Args) -> SysResult {
     lookup(me, a[0], Kind::Machine, Rights::READ)?;
     let stats = crate::mm::frame::stats();
-    let user = stats.used[crate::kcore::mem_kind::FrameUse::User as usize].max(0) as u64;
-    let kernel = stats.used_total().max(0) as u64 - user;
-    Ok(Ret::Values([stats.managed, stats.free(), kernel, user]))
+    let server = stats.used[crate::kcore::mem_kind::FrameUse::MemoryServer as usize].max(0) as u64;
+    let kernel = stats.used_total().max(0) as u64 - server;
+    Ok(Ret::Values([stats.managed, stats.free(), kernel, server]))
 }
 
 pub fn power_off(me: &Arc<Thread>, a: &Args) -> SysResult {

@@ -9,6 +9,7 @@ use crate::kcore::layout;
 use crate::kcore::page_fault::PageFaultError;
 
 const NMI: u8 = 2;
+const DEVICE_NOT_AVAILABLE: u8 = 7;
 const DOUBLE_FAULT: u8 = 8;
 const PAGE_FAULT: u8 = 14;
 
@@ -18,6 +19,10 @@ pub fn handle(regs: &Regs) {
     if vector == NMI {
         crate::fatal::halt_if_stopping();
         log::warn!("nmi: unexpected non-maskable interrupt at rip={:#018x}", frame.rip);
+        return;
+    }
+    if vector == DEVICE_NOT_AVAILABLE && frame.from_user() {
+        crate::sched::on_fpu_first_use();
         return;
     }
     let cr2 = arch::cpu::read_cr2();

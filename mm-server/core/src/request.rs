@@ -12,8 +12,9 @@ use abi::Error;
 /// Clients the server can serve at once (badges 1..MAX_CLIENTS).
 pub const MAX_CLIENTS: u64 = 256;
 
-/// A validated request.
+/// A validated request (fields as in `docs/mm-protocol.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum Req {
     /// Allocate `pages` pages (2 MiB ones if `flags` has LARGE).
     Alloc { pages: u64, flags: MapFlags },

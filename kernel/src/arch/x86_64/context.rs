@@ -137,8 +137,34 @@ impl FpuState {
     }
 }
 
-/// Lets user code use x87/SSE: CR0.MP on, CR0.EM and CR0.TS off,
-/// CR4.OSFXSR and CR4.OSXMMEXCPT on. The kernel itself never uses them.
+/// Whether the running thread has used the FPU since it was switched in
+/// (CR0.TS is clear only then: see [`fpu_trap_next_use`]).
+pub fn fpu_used() -> bool {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    !Cr0::read().contains(Cr0Flags::TASK_SWITCHED)
+}
+
+/// Makes the next FPU/SSE instruction trap (#NM), so a thread's FPU state
+/// is loaded only if it uses the FPU at all (most threads here never do).
+pub fn fpu_trap_next_use() {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    let cr0 = Cr0::read();
+    if !cr0.contains(Cr0Flags::TASK_SWITCHED) {
+        // SAFETY: setting TS only makes FPU instructions trap; the #NM
+        // handler loads the running thread's state and clears it.
+        unsafe { Cr0::write(cr0 | Cr0Flags::TASK_SWITCHED) };
+    }
+}
+
+/// Lets FPU/SSE instructions run again (after loading the thread's state).
+pub fn fpu_allow() {
+    // SAFETY: CLTS only clears CR0.TS.
+    unsafe { asm!("clts", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Lets user code use x87/SSE: CR0.MP on, CR0.EM off, CR4.OSFXSR and
+/// CR4.OSXMMEXCPT on. The kernel itself never uses them. CR0.TS is managed
+/// per switch (see [`fpu_trap_next_use`]).
 pub fn enable_sse() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
     // SAFETY: these bits only make FPU/SSE instructions usable; the kernel
