@@ -1,11 +1,11 @@
-//! The program heap: `talc` over a fixed arena, so that `Vec`, `Box` and
-//! `String` work.
+//! The program heap: `talc` over a fixed 1 MiB arena, so that `Vec`, `Box`
+//! and `String` work (and thread stacks come from it: see `thread`).
 
 use talc::source::Claim;
 use talc::TalcLock;
 
 /// Bytes of heap each program has.
-const ARENA: usize = 256 * 1024;
+const ARENA: usize = 1024 * 1024;
 
 static mut ARENA_BYTES: [u8; ARENA] = [0; ARENA];
 

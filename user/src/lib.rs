@@ -1,6 +1,8 @@
 //! The user-space runtime: program entry, safe syscall wrappers over
 //! [`abi`], `print!`/`println!` to the kernel log, a heap so that `alloc`
-//! collections work, and a panic handler that reports and exits.
+//! collections work, a panic handler that reports and exits, threads
+//! ([`thread`]), a small check-and-report harness for test programs
+//! ([`test`]) and the table of test scenarios ([`scenario`]).
 //!
 //! Programs live in `src/bin/`; each is a `#![no_std] #![no_main]` binary
 //! that names its entry function with [`main!`]:
@@ -23,8 +25,12 @@ mod heap;
 mod raw;
 mod rt;
 
+pub mod hw;
 pub mod print;
+pub mod scenario;
 pub mod sys;
+pub mod test;
+pub mod thread;
 
 pub use abi;
 pub use abi::Error;

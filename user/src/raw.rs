@@ -103,3 +103,224 @@ pub fn ipc(n: u64, r: IpcRegs) -> (u64, IpcRegs) {
     }
     (rax, o)
 }
+
+// ---------------------------------------------------------------------------
+// Threads
+
+global_asm!(
+    r#"
+    .section .text.user_thread_entry, "ax"
+    .global user_thread_entry
+user_thread_entry:
+    xorl %ebp, %ebp
+    call {main}
+    // `main` returned the address of the thread's "finished" word. Set it
+    // and leave without touching the stack again: whoever waits for the
+    // flag may free the stack as soon as it is set.
+    movq $1, (%rax)
+    movl ${exit}, %eax
+    syscall
+    ud2
+    "#,
+    main = sym crate::thread::thread_main,
+    exit = const abi::syscall::Sys::ThreadExit as u64,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn user_thread_entry();
+}
+
+/// The address new threads start at (`rdi` = their start key, `rsp` = the
+/// top of their stack): calls `thread::thread_main`, marks the thread
+/// finished and ends it.
+pub fn thread_entry_address() -> u64 {
+    user_thread_entry as *const () as u64
+}
+
+// ---------------------------------------------------------------------------
+// Time
+
+/// The time-stamp counter, ordered after earlier instructions.
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: LFENCE and RDTSC read no memory and change nothing but the
+    // output registers (CR4.TSD is clear, so RDTSC is allowed in ring 3).
+    unsafe { asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+// ---------------------------------------------------------------------------
+// SSE and x87 state (for tests that the kernel keeps each thread's own)
+//
+// User programs are built soft-float, so compiled code never touches the
+// SSE registers or MXCSR: what these functions put there stays until the
+// next call of theirs, unless the kernel mixes up threads' states.
+
+/// Loads `xmm0..xmm15` from `v` (two words per register, low word first).
+pub fn sse_write(v: &[u64; 32]) {
+    // SAFETY: reads the 256 bytes of `v`; writes only SSE registers, which
+    // compiled code in this crate never uses (soft-float target).
+    unsafe {
+        asm!(
+            "movdqu 0(%rdi), %xmm0",
+            "movdqu 16(%rdi), %xmm1",
+            "movdqu 32(%rdi), %xmm2",
+            "movdqu 48(%rdi), %xmm3",
+            "movdqu 64(%rdi), %xmm4",
+            "movdqu 80(%rdi), %xmm5",
+            "movdqu 96(%rdi), %xmm6",
+            "movdqu 112(%rdi), %xmm7",
+            "movdqu 128(%rdi), %xmm8",
+            "movdqu 144(%rdi), %xmm9",
+            "movdqu 160(%rdi), %xmm10",
+            "movdqu 176(%rdi), %xmm11",
+            "movdqu 192(%rdi), %xmm12",
+            "movdqu 208(%rdi), %xmm13",
+            "movdqu 224(%rdi), %xmm14",
+            "movdqu 240(%rdi), %xmm15",
+            in("rdi") v.as_ptr(),
+            options(att_syntax, nostack, readonly, preserves_flags)
+        );
+    }
+}
+
+/// Stores `xmm0..xmm15` into `v` (two words per register, low word first).
+pub fn sse_read(v: &mut [u64; 32]) {
+    // SAFETY: writes exactly the 256 bytes of `v`, which we borrow mutably.
+    unsafe {
+        asm!(
+            "movdqu %xmm0, 0(%rdi)",
+            "movdqu %xmm1, 16(%rdi)",
+            "movdqu %xmm2, 32(%rdi)",
+            "movdqu %xmm3, 48(%rdi)",
+            "movdqu %xmm4, 64(%rdi)",
+            "movdqu %xmm5, 80(%rdi)",
+            "movdqu %xmm6, 96(%rdi)",
+            "movdqu %xmm7, 112(%rdi)",
+            "movdqu %xmm8, 128(%rdi)",
+            "movdqu %xmm9, 144(%rdi)",
+            "movdqu %xmm10, 160(%rdi)",
+            "movdqu %xmm11, 176(%rdi)",
+            "movdqu %xmm12, 192(%rdi)",
+            "movdqu %xmm13, 208(%rdi)",
+            "movdqu %xmm14, 224(%rdi)",
+            "movdqu %xmm15, 240(%rdi)",
+            in("rdi") v.as_mut_ptr(),
+            options(att_syntax, nostack, preserves_flags)
+        );
+    }
+}
+
+/// Reads MXCSR (SSE control and status).
+pub fn mxcsr_read() -> u32 {
+    let mut v: u32 = 0;
+    // SAFETY: STMXCSR writes the 4 bytes of `v`.
+    unsafe { asm!("stmxcsr ({0})", in(reg) &raw mut v, options(att_syntax, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes MXCSR. Reserved bits set make the CPU raise #GP, which kills the
+/// task (no memory is affected either way).
+pub fn mxcsr_write(v: u32) {
+    // SAFETY: LDMXCSR reads the 4 bytes of `v`; nothing in this crate
+    // computes with SSE, so the new rounding and exception modes affect
+    // only the test code that set them.
+    unsafe { asm!("ldmxcsr ({0})", in(reg) &raw const v, options(att_syntax, nostack, readonly, preserves_flags)) };
+}
+
+/// Reads the x87 control word.
+pub fn x87_control_read() -> u16 {
+    let mut v: u16 = 0;
+    // SAFETY: FNSTCW writes the 2 bytes of `v`.
+    unsafe { asm!("fnstcw ({0})", in(reg) &raw mut v, options(att_syntax, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes the x87 control word.
+pub fn x87_control_write(v: u16) {
+    // SAFETY: FLDCW reads the 2 bytes of `v`; no compiled code uses x87.
+    unsafe { asm!("fldcw ({0})", in(reg) &raw const v, options(att_syntax, nostack, readonly, preserves_flags)) };
+}
+
+// ---------------------------------------------------------------------------
+// Deliberate faults (for tests of the kernel's fault handling). Each one
+// returns only if the access it tries is, wrongly, allowed.
+
+global_asm!(
+    r#"
+    .section .rodata.fault_rodata_word, "a"
+    .balign 8
+fault_rodata_word:
+    .quad 0x0123456789abcdef
+
+    .section .text.fault_text_target, "ax"
+fault_text_target:
+    ret
+    "#,
+    options(att_syntax)
+);
+
+/// Reads the word at address 0 (never mapped: the first 2 MiB of every
+/// address space stay empty).
+pub fn fault_read_null() -> u64 {
+    let v: u64;
+    // SAFETY: address 0 is never mapped, so the load faults and the task
+    // dies; if it were mapped the load would only read.
+    unsafe { asm!("movq 0, {0}", out(reg) v, options(att_syntax, nostack, readonly, preserves_flags)) };
+    v
+}
+
+/// Writes a `ret` instruction into `buf` and calls it: a data page is not
+/// executable, so the fetch faults.
+pub fn fault_exec_data(buf: &mut [u8]) {
+    buf[0] = 0xc3;
+    // SAFETY: the only instruction at `buf` is `ret`, so if the call
+    // wrongly executes, it returns at once with no effect.
+    unsafe { asm!("call *{0}", in(reg) buf.as_ptr(), clobber_abi("C"), options(att_syntax)) };
+}
+
+/// Writes to a word in the program's read-only data.
+pub fn fault_write_rodata() {
+    // SAFETY: the word is defined above, in assembly, and never read by
+    // compiled code; the store faults because the segment is read-only.
+    unsafe { asm!("movq $1, fault_rodata_word(%rip)", options(att_syntax, nostack, preserves_flags)) };
+}
+
+/// Reads the word the write above targets (to show it is unchanged).
+pub fn rodata_word() -> u64 {
+    let v: u64;
+    // SAFETY: reads the 8-byte word defined above.
+    unsafe { asm!("movq fault_rodata_word(%rip), {0}", out(reg) v, options(att_syntax, nostack, readonly, preserves_flags)) };
+    v
+}
+
+/// The address of the read-only word (for address checks).
+pub fn rodata_word_address() -> u64 {
+    let v: u64;
+    // SAFETY: only computes an address.
+    unsafe { asm!("leaq fault_rodata_word(%rip), {0}", out(reg) v, options(att_syntax, nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes over an instruction of the program's own code.
+pub fn fault_write_text() {
+    // SAFETY: the target is a `ret` defined above that nothing calls; the
+    // store faults because code is mapped read-only (and, if it wrongly
+    // succeeded, writes the same byte).
+    unsafe { asm!("movb $0xc3, fault_text_target(%rip)", options(att_syntax, nostack, preserves_flags)) };
+}
+
+/// Executes an undefined instruction (#UD).
+pub fn fault_invalid_opcode() {
+    // SAFETY: UD2 always raises #UD; the task dies.
+    unsafe { asm!("ud2", options(nomem, nostack)) };
+}
+
+/// Executes a privileged instruction in ring 3 (#GP).
+pub fn fault_privileged() {
+    // SAFETY: HLT in ring 3 raises #GP; the task dies. Were it allowed, it
+    // would only wait for an interrupt.
+    unsafe { asm!("hlt", options(nomem, nostack)) };
+}

@@ -1,6 +1,6 @@
 //! Safe wrappers for every syscall (see `abi::syscall` and `docs/abi.md`).
 
-use crate::raw::{self, IpcRegs};
+use crate::raw;
 use abi::cap::{Handle, Kind, Rights};
 use abi::ipc::{Message, MsgInfo, Received};
 use abi::mem::MapFlags;
@@ -22,9 +22,19 @@ fn call(n: Sys, a: [u64; 6]) -> Result<[u64; 4]> {
     status(o[0]).map(|()| [o[1], o[2], o[3], o[4]])
 }
 
-/// A raw syscall by number (for tests of bad input): `(rax, rdi, rsi)`.
+/// A raw syscall by number (for tests of bad input): returns
+/// `[rax, rdi, rsi, rdx, r10]` as the kernel left them.
 pub fn raw_syscall(n: u64, a: [u64; 6]) -> [u64; 5] {
     raw::syscall(n, a)
+}
+
+pub use crate::raw::IpcRegs;
+
+/// A raw IPC syscall by number with every message register given (for
+/// tests of bad input): returns `rax` and the registers as the kernel left
+/// them. Only use it where the call cannot block forever.
+pub fn raw_ipc(n: u64, regs: IpcRegs) -> (u64, IpcRegs) {
+    raw::ipc(n, regs)
 }
 
 /// Does nothing (the benchmark baseline).
