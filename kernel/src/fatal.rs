@@ -98,7 +98,9 @@ pub fn finish() -> ! {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut report = begin();
     let cpu = crate::cpu::current_index();
-    report.line(format_args!("PANIC on cpu {cpu} (task {}): {}", crate::task_name(), info.message()));
+    let mut name = [0u8; 64];
+    let (task, thread) = crate::sched::describe_current(&mut name);
+    report.line(format_args!("PANIC on cpu {cpu} (task {task}, thread {thread}): {}", info.message()));
     if let Some(loc) = info.location() {
         report.line(format_args!("  at {}:{}:{}", loc.file(), loc.line(), loc.column()));
     }

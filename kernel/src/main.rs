@@ -61,11 +61,6 @@ static mut EARLY_IST: [EarlyStack; 3] = [const { EarlyStack([0; 16 * 1024]) }; 3
 /// Boot time of the kernel's first instruction, for the boot summary.
 static ENTRY_MICROS: AtomicU64 = AtomicU64::new(0);
 
-/// The name of the task running on this CPU, for diagnostics.
-pub fn task_name() -> &'static str {
-    "kernel"
-}
-
 /// The boot CPU's first Rust code (entered from `arch::entry`).
 pub fn kernel_main() -> ! {
     // Per-CPU data first: logging and fault handling read it.

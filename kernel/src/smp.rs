@@ -220,7 +220,12 @@ extern "C" fn ap_main(index: u64) -> ! {
     cpu.apic.start_periodic_timer(TIMER_TICKS.load(Ordering::Relaxed));
     crate::sched::init_this_cpu();
     cpu::mark_online(cpu);
-    log::info!("smp: cpu{index} online (x2APIC id {}, ACPI UID {})", cpu.apic_id(), cpu.acpi_uid.load(Ordering::Relaxed));
+    log::info!(
+        "smp: cpu{index} online (x2APIC id {}, ACPI UID {}) on the kernel's page tables (root {:#x})",
+        cpu.apic_id(),
+        cpu.acpi_uid.load(Ordering::Relaxed),
+        arch::cpu::current_root()
+    );
     crate::sched::idle_loop()
 }
 

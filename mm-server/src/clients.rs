@@ -63,6 +63,8 @@ pub struct ClientState {
     pub va: VaAllocator,
     /// Lazy faults served.
     pub faults: u64,
+    /// Its task ended: requests still in flight must not add anything.
+    pub dead: bool,
 }
 
 /// A client.
@@ -89,6 +91,7 @@ impl Client {
                 regions: BTreeMap::new(),
                 va: VaAllocator::new(ALLOC_BASE, ALLOC_END),
                 faults: 0,
+                dead: false,
             }),
         }
     }

@@ -145,6 +145,9 @@ impl Worker {
     fn alloc(&mut self, s: &Server, c: &Client, pages: u64, flags: MapFlags) -> Result<u64, Error> {
         let small = small_pages(pages, flags).ok_or(Error::OutOfRange)?;
         let mut st = c.state.lock();
+        if st.dead {
+            return Err(Error::PeerDied);
+        }
         if st.charged + small > c.quota {
             self.stats(s).refusals.fetch_add(1, Ordering::Relaxed);
             return Err(Error::QuotaExceeded);
@@ -194,6 +197,9 @@ impl Worker {
         let (addr, error) = (w[0], w[1]);
         let Some(c) = s.clients.get(badge) else { return kill() };
         let mut st = c.state.lock();
+        if st.dead {
+            return kill();
+        }
         let Some((&start, region)) = st.regions.range_mut(..=addr).next_back() else { return kill() };
         if !region.lazy || addr >= start + region.pages * PAGE_SIZE {
             return kill();
@@ -226,7 +232,14 @@ impl Worker {
     /// its frames only need to come back (and shares into others undone).
     fn client_exit(&mut self, s: &Server, badge: u64) {
         let Some(c) = s.clients.remove(badge) else { return };
-        let regions = core::mem::take(&mut c.state.lock().regions);
+        // Marked dead under the client's lock, so a request another worker
+        // is still serving for it either finished before (and its pages are
+        // taken back here) or sees the mark and adds nothing.
+        let regions = {
+            let mut st = c.state.lock();
+            st.dead = true;
+            core::mem::take(&mut st.regions)
+        };
         for (_, region) in regions {
             unshare(&region);
             let pages = region.pages;
@@ -269,6 +282,9 @@ fn unshare(region: &Region) {
 
 fn reserve(s: &Server, w: &Worker, c: &Client, pages: u64, flags: MapFlags) -> Result<u64, Error> {
     let mut st = c.state.lock();
+    if st.dead {
+        return Err(Error::PeerDied);
+    }
     if st.charged + pages > c.quota {
         s.cpu_stats[w.cpu].refusals.fetch_add(1, Ordering::Relaxed);
         return Err(Error::QuotaExceeded);
@@ -320,6 +336,9 @@ fn protect(c: &Client, addr: u64, pages: u64, flags: MapFlags) -> Result<(), Err
 
 fn share(s: &Server, c: &Client, addr: u64, pages: u64, writable: bool, target: Handle) -> Result<u64, Error> {
     let mut st = c.state.lock();
+    if st.dead {
+        return Err(Error::PeerDied);
+    }
     let (start, region) = region_for(&mut st, addr, pages)?;
     if start != addr || pages != region.pages {
         return Err(Error::InvalidArgument);

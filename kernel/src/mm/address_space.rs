@@ -32,6 +32,9 @@ pub struct AddressSpace {
     /// first stack): freed by the kernel when unmapped. Every other user
     /// mapping belongs to whoever mapped it (the memory server).
     owned: SpinLock<alloc::collections::BTreeSet<u64>>,
+    /// Set when its task's teardown emptied it: nothing may be mapped
+    /// into it any more.
+    dead: core::sync::atomic::AtomicBool,
 }
 
 impl AddressSpace {
@@ -48,6 +51,7 @@ impl AddressSpace {
             kernel,
             active: AtomicU64::new(0),
             owned: SpinLock::new(alloc::collections::BTreeSet::new()),
+            dead: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -153,7 +157,11 @@ impl AddressSpace {
     /// translation that did not exist.
     pub fn map(&self, virt: u64, phys: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
         self.check_half(virt, size.bytes())?;
-        self.tree.lock().mapper().map(virt, phys, size, access)
+        let mut tree = self.tree.lock();
+        if self.dead.load(Ordering::Relaxed) {
+            return Err(PagingError::Dead);
+        }
+        tree.mapper().map(virt, phys, size, access)
     }
 
     /// Maps `pages` pages of `size` from `virt` to consecutive physical
@@ -162,6 +170,9 @@ impl AddressSpace {
     pub fn map_range(&self, virt: u64, phys: u64, pages: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
         self.check_half(virt, pages * size.bytes())?;
         let mut tree = self.tree.lock();
+        if self.dead.load(Ordering::Relaxed) {
+            return Err(PagingError::Dead);
+        }
         let mut mapper = tree.mapper();
         for i in 0..pages {
             let off = i * size.bytes();
@@ -248,6 +259,8 @@ impl AddressSpace {
         let mut unmapped = alloc::vec::Vec::new();
         {
             let mut tree = self.tree.lock();
+            // Under the lock, so no map can slip in after the walk.
+            self.dead.store(true, Ordering::Relaxed);
             let leaves = tree.lower_half_leaves();
             let mut mapper = tree.mapper();
             for (virt, size) in leaves {

@@ -109,6 +109,8 @@ pub enum PagingError {
     Misaligned,
     /// A larger page covers the address.
     InsideLargerPage,
+    /// The address space was torn down (its task ended).
+    Dead,
 }
 
 /// A translation.

@@ -476,3 +476,17 @@ pub fn idle_loop() -> ! {
         arch::cpu::enable_interrupts_and_wait();
     }
 }
+
+/// The name and thread id of what runs on this CPU, for diagnostics:
+/// copied into `buf` without waiting for any lock (a fatal report may run
+/// while the scheduler's own locks are held).
+pub fn describe_current(buf: &mut [u8; 64]) -> (&str, u64) {
+    let Some(cur) = cpu::current().sched.current.try_lock() else { return ("?", 0) };
+    let Some(t) = cur.as_ref() else { return ("boot", 0) };
+    let name = t.task.name.as_bytes();
+    let n = name.len().min(buf.len());
+    buf[..n].copy_from_slice(&name[..n]);
+    let id = t.id;
+    drop(cur);
+    (core::str::from_utf8(&buf[..n]).unwrap_or("?"), id)
+}

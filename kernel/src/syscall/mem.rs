@@ -27,6 +27,7 @@ fn paging_error(e: PagingError) -> Error {
         PagingError::OutOfFrames => Error::OutOfMemory,
         PagingError::Misaligned => Error::Misaligned,
         PagingError::InsideLargerPage => Error::InvalidArgument,
+        PagingError::Dead => Error::PeerDied,
     }
 }
 

@@ -80,11 +80,11 @@ fn fatal(frame: &TrapFrame, cr2: u64) -> ! {
     let info = exception_info(vector).expect("exception vectors are below 32");
     let mut report = crate::fatal::begin();
     let cpu = crate::cpu::current_index();
+    let mut name = [0u8; 64];
+    let (task, thread) = crate::sched::describe_current(&mut name);
     report.line(format_args!(
-        "EXCEPTION {} {} on cpu {cpu} (kernel mode, task {})",
-        info.mnemonic,
-        info.name,
-        crate::task_name()
+        "EXCEPTION {} {} on cpu {cpu} (kernel mode, task {task}, thread {thread})",
+        info.mnemonic, info.name
     ));
     match vector {
         PAGE_FAULT => report.line(format_args!(
