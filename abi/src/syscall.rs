@@ -74,7 +74,8 @@ syscalls! {
     /// `(handle)`: deletes every capability derived from this one, in every
     /// task. → `rdi` how many.
     CapRevoke = 13,
-    /// `(handle)` → `rdi` kind, `rsi` rights, `rdx` badge.
+    /// `(handle)` → `rdi` kind, `rsi` rights, `rdx` badge, `r10` the
+    /// object's identity (endpoint, task and thread ids; 0 otherwise).
     CapInfo = 14,
     /// `(task, src, rights, slot)`: copies a capability (which must carry
     /// GRANT) into another task's table, at `slot` or (0) any free slot.

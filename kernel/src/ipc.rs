@@ -144,7 +144,7 @@ fn prepare(r: &Arc<Thread>, p: Pending) -> Delivery {
         (SendKind::Call | SendKind::Fault, Some(sender)) => {
             sender.sched.lock().state = State::Blocked(Block::Reply);
             let kind = if p.kind == SendKind::Call { ReplyKind::Call } else { ReplyKind::Fault };
-            let obj = Arc::new(Reply::new(sender.clone(), kind));
+            let obj = Arc::new(Reply::new(sender, kind));
             // If the table is full, dropping the reply object here releases
             // the caller with an error.
             if let Ok(h) = r.task.caps.lock().insert(Capability::new(Object::Reply(obj), Rights::SEND | Rights::GRANT)) {
@@ -156,7 +156,18 @@ fn prepare(r: &Arc<Thread>, p: Pending) -> Delivery {
                 fail_waiter(sender, Error::PeerDied);
             }
         }
-        (SendKind::Send, Some(sender)) => finish_wait(sender, 0),
+        // A plain sender gets what a send that met its receiver at once
+        // gets: success, and rdi..r10 cleared.
+        (SendKind::Send, Some(sender)) => {
+            sched::wake_with(
+                sender,
+                |f| {
+                    f.rax = 0;
+                    [f.rdi, f.rsi, f.rdx, f.r10] = [0; 4];
+                },
+                false,
+            );
+        }
         _ => {}
     }
     Delivery { info, badge: p.badge, words: p.words, cap, reply }
@@ -294,6 +305,10 @@ pub fn reply(me: &Arc<Thread>, h: Handle) -> Result<Option<Arc<Thread>>, Error> 
     }
 }
 
+/// Most kernel notices an endpoint holds unreceived; beyond this they are
+/// dropped (with a warning) rather than taking kernel memory without end.
+const MAX_QUEUED_NOTICES: usize = 4096;
+
 /// Queues a message from the kernel itself on `ep` (never blocks).
 pub fn kernel_send(ep: &EndpointRef, p: Pending) {
     let _masked = crate::arch::cpu::InterruptGuard::new();
@@ -305,6 +320,10 @@ pub fn kernel_send(ep: &EndpointRef, p: Pending) {
         Some(r) => {
             drop(st);
             deliver_to_waiting(&r, p, false);
+        }
+        None if st.senders.iter().filter(|q| q.kind == SendKind::Kernel).count() >= MAX_QUEUED_NOTICES => {
+            drop(st);
+            log::warn!("ipc: endpoint {} has {MAX_QUEUED_NOTICES} unreceived kernel notices; dropping one", ep.id);
         }
         None => st.senders.push_back(p),
     }

@@ -103,6 +103,9 @@ fn start_memory_server(image: &'static [u8]) -> Result<EndpointRef, String> {
                 .map_err(err)?;
         }
         caps.insert_at(handles::MEMORY.index(), Capability::new(Object::Endpoint(ep.clone()), Rights::all())).map_err(err)?;
+        // The memory server maps into its own address space (its heap).
+        let own = caps.remove(handles::SELF_SPACE).map_err(err)?;
+        caps.insert_at(handles::SELF_SPACE.index(), Capability::new(own.object, Rights::all())).map_err(err)?;
         caps.insert_at(handles::MACHINE.index(), Capability::new(Object::Machine, Rights::READ)).map_err(err)?;
     }
     crate::sched::start(&thread).map_err(|e| format!("cannot start {MEMORY_SERVER}'s thread: {e:?}"))?;

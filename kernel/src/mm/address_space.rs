@@ -168,12 +168,36 @@ impl AddressSpace {
     /// pages from `phys`. On failure the pages mapped so far are unmapped
     /// again (no shootdown needed: they were never reported as mapped).
     pub fn map_range(&self, virt: u64, phys: u64, pages: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
+        self.map_range_prepared(virt, phys, pages, size, access, || {})
+    }
+
+    /// Like [`Self::map_range`], but first checks that the whole range is
+    /// free and then runs `prepare` (zeroing the frames) before mapping, all
+    /// under the page-table lock: a refused call changes nothing, and no
+    /// thread can see the frames before `prepare` is done.
+    pub fn map_range_prepared(
+        &self,
+        virt: u64,
+        phys: u64,
+        pages: u64,
+        size: PageSize,
+        access: Access,
+        prepare: impl FnOnce(),
+    ) -> Result<(), PagingError> {
         self.check_half(virt, pages * size.bytes())?;
         let mut tree = self.tree.lock();
         if self.dead.load(Ordering::Relaxed) {
             return Err(PagingError::Dead);
         }
         let mut mapper = tree.mapper();
+        let mut at = virt;
+        while at < virt + pages * size.bytes() {
+            match mapper.translate(at) {
+                Some(_) => return Err(PagingError::AlreadyMapped),
+                None => at += crate::kcore::PAGE_SIZE,
+            }
+        }
+        prepare();
         for i in 0..pages {
             let off = i * size.bytes();
             if let Err(e) = mapper.map(virt + off, phys + off, size, access) {

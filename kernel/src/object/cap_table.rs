@@ -40,10 +40,13 @@ impl CapTable {
             return Err(Error::InvalidHandle);
         }
         let slot = self.slots.get(index).ok_or(Error::InvalidHandle)?;
-        if slot.generation != handle.generation() {
-            return Err(Error::StaleHandle);
+        // Stale: the slot moved on since this handle was issued. A
+        // generation the slot never had was never issued at all.
+        match handle.generation().cmp(&slot.generation) {
+            core::cmp::Ordering::Less => Err(Error::StaleHandle),
+            core::cmp::Ordering::Greater => Err(Error::InvalidHandle),
+            core::cmp::Ordering::Equal => Ok(slot),
         }
-        Ok(slot)
     }
 
     /// The capability `handle` names.

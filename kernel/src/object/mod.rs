@@ -59,6 +59,18 @@ impl Object {
         }
     }
 
+    /// A number that tells objects of the same kind apart (endpoint, task
+    /// and thread ids; 0 for the others), so a server can recognise its
+    /// own endpoint in a capability it is sent.
+    pub fn identity(&self) -> u64 {
+        match self {
+            Self::Endpoint(e) => e.id,
+            Self::Task(t) => t.id,
+            Self::Thread(t) => t.id,
+            _ => 0,
+        }
+    }
+
     /// The same object, with receive rights counted only if `rights` has
     /// RECEIVE (see [`EndpointRef`]).
     fn with_rights(&self, rights: Rights) -> Self {

@@ -5,7 +5,7 @@
 
 use super::thread::Thread;
 use crate::sync::SpinLock;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 
 /// What the caller is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,28 +17,30 @@ pub enum ReplyKind {
     Fault,
 }
 
-/// One pending answer.
+/// One pending answer. It refers to the caller weakly: a caller killed
+/// while the reply is outstanding is freed at once, not when the callee
+/// gets round to answering.
 pub struct Reply {
-    caller: SpinLock<Option<Arc<Thread>>>,
+    caller: SpinLock<Option<Weak<Thread>>>,
     /// What kind of wait the caller is in.
     pub kind: ReplyKind,
 }
 
 impl Reply {
     /// A reply object for `caller`.
-    pub fn new(caller: Arc<Thread>, kind: ReplyKind) -> Self {
-        Self { caller: SpinLock::new(Some(caller)), kind }
+    pub fn new(caller: &Arc<Thread>, kind: ReplyKind) -> Self {
+        Self { caller: SpinLock::new(Some(Arc::downgrade(caller))), kind }
     }
 
-    /// Takes the caller (once).
+    /// Takes the caller (once); `None` if answered already or gone.
     pub fn take_caller(&self) -> Option<Arc<Thread>> {
-        self.caller.lock().take()
+        self.caller.lock().take().and_then(|w| w.upgrade())
     }
 }
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(caller) = self.caller.get_mut().take() {
+        if let Some(caller) = self.caller.get_mut().take().and_then(|w| w.upgrade()) {
             match self.kind {
                 ReplyKind::Call => crate::ipc::fail_waiter(&caller, abi::Error::PeerDied),
                 ReplyKind::Fault => {

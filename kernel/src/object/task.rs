@@ -57,7 +57,8 @@ impl From<SpawnError> for Error {
 
 struct Life {
     exit_code: Option<i64>,
-    waiters: Vec<Arc<Thread>>,
+    /// Threads waiting for the end (weak: a killed waiter must not be kept).
+    waiters: Vec<alloc::sync::Weak<Thread>>,
 }
 
 /// A task.
@@ -159,13 +160,16 @@ impl Task {
     fn install_initial_caps(self: &Arc<Self>, thread: &Arc<Thread>) -> Result<(), SpawnError> {
         let mut caps = self.caps.lock();
         let all = Rights::all();
+        // A task may look at its own address space but not change it: its
+        // mappings are the memory server's business (a task that could
+        // remap them could, say, make a read-only share writable).
         let entries = [
-            (handles::SELF_TASK, Object::Task(self.clone())),
-            (handles::SELF_SPACE, Object::AddressSpace(self.user_space())),
-            (handles::SELF_THREAD, Object::Thread(thread.clone())),
+            (handles::SELF_TASK, Object::Task(self.clone()), all),
+            (handles::SELF_SPACE, Object::AddressSpace(self.user_space()), Rights::READ | Rights::GRANT),
+            (handles::SELF_THREAD, Object::Thread(thread.clone()), all),
         ];
-        for (h, obj) in entries {
-            caps.insert_at(h.index(), Capability::new(obj, all)).map_err(|_| SpawnError::OutOfMemory)?;
+        for (h, obj, rights) in entries {
+            caps.insert_at(h.index(), Capability::new(obj, rights)).map_err(|_| SpawnError::OutOfMemory)?;
         }
         Ok(())
     }
@@ -206,6 +210,11 @@ impl Task {
     /// Sets the pager (faults and the exit notice go there).
     pub fn set_pager(&self, ep: EndpointRef, badge: u64) {
         *self.pager.lock() = Some((ep.with_receive(false), badge));
+    }
+
+    /// Removes the pager: faults kill the task again.
+    pub fn clear_pager(&self) {
+        *self.pager.lock() = None;
     }
 
     /// The pager, if any.
@@ -257,7 +266,11 @@ impl Task {
                 }
                 // Waking is atomic under the thread's lock, so racing the
                 // timer, a waited-for task or a reply is harmless.
-                State::Blocked(Block::Sleep | Block::TaskWait | Block::Reply) => crate::ipc::fail_waiter(t, Error::PeerDied),
+                State::Blocked(Block::Sleep) => {
+                    crate::sched::cancel_sleep(t);
+                    crate::ipc::fail_waiter(t, Error::PeerDied);
+                }
+                State::Blocked(Block::TaskWait | Block::Reply) => crate::ipc::fail_waiter(t, Error::PeerDied),
                 State::Running | State::Ready if cpu != crate::cpu::current_index() => crate::sched::kick(cpu),
                 State::Running | State::Ready => crate::sched::request_resched(),
                 _ => {}
@@ -302,7 +315,7 @@ impl Task {
             crate::ipc::kernel_send(&ep, Pending::new(None, info, words, None, badge, SendKind::Kernel));
         }
         let waiters = core::mem::take(&mut self.life.lock().waiters);
-        for w in waiters {
+        for w in waiters.iter().filter_map(|w| w.upgrade()) {
             crate::ipc::finish_wait(&w, code as u64);
         }
         log::info!("task: {} (id {}) ended with code {code}", self.name, self.id);
@@ -316,7 +329,8 @@ impl Task {
             return life.exit_code;
         }
         me.sched.lock().state = State::Blocked(Block::TaskWait);
-        life.waiters.push(me.clone());
+        life.waiters.retain(|w| w.strong_count() > 0);
+        life.waiters.push(Arc::downgrade(me));
         None
     }
 

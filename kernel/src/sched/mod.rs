@@ -144,12 +144,21 @@ fn steal(cpu: &Cpu) -> Option<Arc<Thread>> {
 pub fn schedule() {
     let cpu = cpu::current();
     let s = &cpu.sched;
+    let here = cpu.index();
     s.need_resched.store(false, Ordering::Relaxed);
     let prev = current();
-    let prev_runs = !is_idle(cpu, &prev) && matches!(prev.sched.lock().state, State::Running);
+    // Whether `prev` is still this CPU's to run: another CPU may have woken
+    // it meanwhile and claimed it (then it is Ready, or Running elsewhere).
+    let (prev_runs, prev_home) = if is_idle(cpu, &prev) {
+        (false, here)
+    } else {
+        let ps = prev.sched.lock();
+        (matches!(ps.state, State::Running) && ps.cpu == here, ps.affinity.unwrap_or(here))
+    };
+    let must_move = prev_runs && prev_home != here;
     let next = match pop_ready(cpu).or_else(|| steal(cpu)) {
         Some(n) => n,
-        None if prev_runs => {
+        None if prev_runs && !must_move => {
             s.slice.store(SLICE_TICKS, Ordering::Relaxed);
             return;
         }
@@ -159,12 +168,8 @@ pub fn schedule() {
         return;
     }
     if prev_runs {
-        let target = {
-            let mut ps = prev.sched.lock();
-            ps.state = State::Ready;
-            ps.affinity.unwrap_or(cpu.index())
-        };
-        enqueue(prev.clone(), target);
+        prev.sched.lock().state = State::Ready;
+        enqueue(prev.clone(), prev_home);
     }
     switch_to(cpu, prev, next);
 }
@@ -382,6 +387,13 @@ pub fn sleep(micros: u64) {
     me.sched.lock().state = State::Blocked(Block::Sleep);
     cpu::current().sched.sleepers.lock().push((deadline, me));
     schedule();
+}
+
+/// Takes a thread off the sleeper list of the CPU it slept on (it is being
+/// killed): its memory should not wait for the deadline.
+pub fn cancel_sleep(t: &Arc<Thread>) {
+    let cpu = t.sched.lock().cpu;
+    cpu::get(cpu).sched.sleepers.lock().retain(|(_, s)| !Arc::ptr_eq(s, t));
 }
 
 /// Timer interrupt: wakes due sleepers and ends time slices.

@@ -83,7 +83,7 @@ pub fn info(me: &Arc<Thread>, a: &Args) -> SysResult {
     let h = Handle::from_raw(a[0])?;
     let caps = me.task.caps.lock();
     let cap = caps.get(h)?;
-    Ok(Ret::Values([cap.object.kind() as u64, cap.rights.bits(), cap.badge, 0]))
+    Ok(Ret::Values([cap.object.kind() as u64, cap.rights.bits(), cap.badge, cap.object.identity()]))
 }
 
 /// Copies a capability (which must carry GRANT) into another task's table

@@ -74,11 +74,15 @@ pub fn map(me: &Arc<Thread>, a: &Args) -> SysResult {
     if base % page != 0 {
         return Err(Error::Misaligned);
     }
-    if flags.contains(MapFlags::ZERO) {
-        phys.zero_pages(first, frames);
-    }
     let size = if flags.contains(MapFlags::LARGE) { PageSize::Large } else { PageSize::Small };
-    space.map_range(va, base, pages, size, access(flags)).map_err(paging_error)?;
+    let zero = flags.contains(MapFlags::ZERO);
+    space
+        .map_range_prepared(va, base, pages, size, access(flags), || {
+            if zero {
+                phys.zero_pages(first, frames);
+            }
+        })
+        .map_err(paging_error)?;
     Ok(Ret::OK)
 }
 

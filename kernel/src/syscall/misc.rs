@@ -37,8 +37,9 @@ pub fn sleep(a: &Args) -> SysResult {
     Ok(Ret::Delivered)
 }
 
-pub fn task_exit(me: &Arc<Thread>, a: &Args) -> SysResult {
+pub fn task_exit(me: Arc<Thread>, a: &Args) -> SysResult {
     me.task.kill(a[0] as i64);
+    drop(me);
     sched::exit_current()
 }
 

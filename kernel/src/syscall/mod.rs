@@ -74,7 +74,9 @@ fn handle(sys: Sys, a: &Args) -> SysResult {
         Sys::DebugPrint => misc::debug_print(&me, a),
         Sys::Yield => misc::yield_now(),
         Sys::Sleep => misc::sleep(a),
-        Sys::TaskExit => misc::task_exit(&me, a),
+        // These may not return: they take the thread's reference with them
+        // so that nothing on this stack keeps the thread alive.
+        Sys::TaskExit => misc::task_exit(me, a),
         Sys::ThreadExit => misc::thread_exit(me),
         Sys::Time => misc::time(),
         Sys::CpuInfo => misc::cpu_info(),
@@ -91,7 +93,7 @@ fn handle(sys: Sys, a: &Args) -> SysResult {
         Sys::Reply => ipc::reply(&me, a),
         Sys::ReplyRecv => ipc::reply_recv(&me, a),
         Sys::TaskSpawn => task::spawn(&me, a),
-        Sys::TaskKill => task::kill(&me, a),
+        Sys::TaskKill => task::kill(me, a),
         Sys::TaskWait => task::wait(&me, a),
         Sys::ThreadCreate => task::thread_create(&me, a),
         Sys::ThreadStart => task::thread_start(&me, a),

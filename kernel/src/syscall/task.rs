@@ -62,11 +62,12 @@ pub fn spawn(me: &Arc<Thread>, a: &Args) -> SysResult {
     }
 }
 
-pub fn kill(me: &Arc<Thread>, a: &Args) -> SysResult {
-    let task = task_of(me, a[0])?;
+pub fn kill(me: Arc<Thread>, a: &Args) -> SysResult {
+    let task = task_of(&me, a[0])?;
     let own = Arc::ptr_eq(&task, &me.task);
     task.kill(a[1] as i64);
     if own {
+        drop((task, me));
         crate::sched::exit_current();
     }
     Ok(Ret::OK)
@@ -90,12 +91,19 @@ pub fn wait(me: &Arc<Thread>, a: &Args) -> SysResult {
 pub fn thread_create(me: &Arc<Thread>, a: &Args) -> SysResult {
     let task = task_of(me, a[0])?;
     let (entry, stack, arg) = (a[1], a[2], a[3]);
-    if entry >= USER_END || stack > USER_END || stack % 8 != 0 {
+    if entry >= USER_END || stack > USER_END {
         return Err(Error::BadAddress);
     }
+    if stack % 8 != 0 {
+        return Err(Error::Misaligned);
+    }
     let thread = Thread::new_user(task.clone(), entry, stack, arg)?;
-    task.add_thread(thread.clone())?;
-    let h = me.task.caps.lock().insert(Capability::new(Object::Thread(thread), Rights::all()))?;
+    // Make the handle first: a thread nobody can name must not exist.
+    let h = me.task.caps.lock().insert(Capability::new(Object::Thread(thread.clone()), Rights::all()))?;
+    if let Err(e) = task.add_thread(thread) {
+        let _ = me.task.caps.lock().remove(h);
+        return Err(e);
+    }
     Ok(Ret::one(h.raw()))
 }
 
@@ -112,12 +120,27 @@ pub fn set_affinity(me: &Arc<Thread>, a: &Args) -> SysResult {
         c if crate::cpu::online().contains(c as usize) => Some(c as usize),
         _ => return Err(Error::OutOfRange),
     };
-    thread.sched.lock().affinity = affinity;
+    let running_on = {
+        let mut s = thread.sched.lock();
+        s.affinity = affinity;
+        matches!(s.state, crate::object::thread::State::Running).then_some(s.cpu)
+    };
+    // A running thread moves at its CPU's next scheduling decision: ask
+    // for one now.
+    match running_on {
+        Some(c) if affinity.is_some_and(|a| a != c) && c == crate::cpu::current_index() => crate::sched::request_resched(),
+        Some(c) if affinity.is_some_and(|a| a != c) => crate::sched::kick(c),
+        _ => {}
+    }
     Ok(Ret::OK)
 }
 
 pub fn set_pager(me: &Arc<Thread>, a: &Args) -> SysResult {
     let task = task_of(me, a[0])?;
+    if a[1] == 0 {
+        task.clear_pager();
+        return Ok(Ret::OK);
+    }
     let cap = lookup(me, a[1], Kind::Endpoint, Rights::SEND)?;
     match cap.object {
         Object::Endpoint(ep) => task.set_pager(ep, cap.badge),
