@@ -20,9 +20,11 @@ pub enum Request {
     /// `(pages, flags)` → `w0` address: reserves a range backed lazily;
     /// each page is mapped (zeroed) on first touch.
     Reserve = 4,
-    /// `(address, pages, flags)` + capability: the target task's address
-    /// space (MAP). Maps the caller's pages into it too (WRITE in flags:
-    /// read-write, else read-only). → `w0` the address in the target.
+    /// `(address, pages, flags)` + capability: the target task's memory
+    /// capability (its badged `MEMORY` endpoint, which only it or init can
+    /// hand out). Maps the caller's whole region into the target too
+    /// (WRITE in flags: read-write, else read-only). → `w0` the address in
+    /// the target.
     Share = 5,
     /// → `w0` pages the caller holds, `w1` its quota, `w2` lazy faults
     /// served for it, `w3` free pages in the server, `w4` pages in total.

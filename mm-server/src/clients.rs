@@ -38,8 +38,8 @@ pub struct Region {
     pub lazy: bool,
     /// Its frames.
     pub backing: Backing,
-    /// Where it is shared into: (address-space capability, address).
-    pub shares: Vec<(Handle, u64)>,
+    /// Where it is shared into: (the target client's badge, address).
+    pub shares: Vec<(u64, u64)>,
 }
 
 impl Region {

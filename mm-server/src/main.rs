@@ -43,6 +43,8 @@ pub struct Server {
     pub cpu_stats: [CpuStats; 64],
     /// Next address in the share window.
     pub share_cursor: AtomicU64,
+    /// Identity of the server's own endpoint (to recognise share tokens).
+    pub endpoint_id: u64,
 }
 
 impl Server {
@@ -63,6 +65,7 @@ fn main(ranges: u64) -> i64 {
         clients: Clients::new(),
         cpu_stats: core::array::from_fn(|_| CpuStats::default()),
         share_cursor: AtomicU64::new(SHARE_BASE),
+        endpoint_id: sys::cap_identity(handles::MEMORY).unwrap_or(0),
     });
     let (_, cpus) = sys::cpu_info();
     println!(

@@ -60,15 +60,7 @@ impl Worker {
             _ => {}
         }
         let req = mm_core::request::decode(msg.info.label, &msg.words, cap, badge == 0);
-        // Only sharing and registering keep the capability that came with
-        // the message (and drop it themselves if they fail); for anything
-        // else it must not linger in the server's table.
-        if let Some(c) = cap {
-            if !matches!(req, Ok(Req::Share { .. } | Req::RegisterClient { .. })) {
-                let _ = sys::cap_delete(c);
-            }
-        }
-        match req {
+        let answer = match req {
             Err(e) => err(e),
             Ok(Req::RegisterClient { badge: b, quota, space }) => match s.clients.insert(Client::new(b, space, quota)) {
                 Ok(()) => ok(&[]),
@@ -82,20 +74,22 @@ impl Worker {
                 let l = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
                 ok(&[l(&c.requests), l(&c.allocs), l(&c.frees), l(&c.faults), l(&c.refusals), l(&c.cache)])
             }
-            Ok(req) => {
-                let result = match s.clients.get(badge) {
-                    None => Err(Error::NotFound),
-                    Some(client) => self.serve(s, &client, req),
-                };
-                if let (Err(_), Req::Share { target, .. }) = (&result, req) {
-                    let _ = sys::cap_delete(target);
-                }
-                match result {
+            Ok(req) => match s.clients.get(badge) {
+                None => err(Error::NotFound),
+                Some(client) => match self.serve(s, &client, req) {
                     Ok(words) => ok(&words),
                     Err(e) => err(e),
-                }
+                },
+            },
+        };
+        // Registering keeps the capability that came with the message;
+        // sharing only reads it. Otherwise it must not linger in the table.
+        if let Some(c) = cap {
+            if !matches!(req, Ok(Req::RegisterClient { .. })) {
+                let _ = sys::cap_delete(c);
             }
         }
+        answer
     }
 
     fn serve(&mut self, s: &Server, c: &Arc<Client>, req: Req) -> Result<Vec<u64>, Error> {
@@ -104,10 +98,13 @@ impl Worker {
             Req::Free { addr, pages } => self.free(s, c, addr, pages).map(|()| Vec::new()),
             Req::Protect { addr, pages, flags } => protect(c, addr, pages, flags).map(|()| Vec::new()),
             Req::Reserve { pages, flags } => reserve(s, self, c, pages, flags).map(|va| alloc::vec![va]),
-            Req::Share { addr, pages, writable, target } => share(s, c, addr, pages, writable, target).map(|va| alloc::vec![va]),
             Req::Stats => {
                 let st = c.state.lock();
                 Ok(alloc::vec![st.charged, c.quota, st.faults, s.free_pages(), s.pool.total])
+            }
+            Req::Share { addr, pages, writable, target } => {
+                let target = target_of(s, target)?;
+                share(s, c, addr, pages, writable, target).map(|va| alloc::vec![va])
             }
             Req::CpuStats { .. } | Req::RegisterClient { .. } => unreachable!("handled before"),
         }
@@ -180,7 +177,7 @@ impl Worker {
             Some(_) => {}
         }
         let region = st.regions.remove(&addr).expect("checked above");
-        unshare(&region);
+        unshare(s, &region);
         let _ = sys::mem_unmap(c.space, addr, pages);
         self.return_frames(&s.pool, region.backing, pages);
         st.charged -= pages;
@@ -241,7 +238,7 @@ impl Worker {
             core::mem::take(&mut st.regions)
         };
         for (_, region) in regions {
-            unshare(&region);
+            unshare(s, &region);
             let pages = region.pages;
             self.return_frames(&s.pool, region.backing, pages);
         }
@@ -273,10 +270,13 @@ fn map(s: &Server, space: Handle, va: u64, backing: &Backing, flags: MapFlags, s
     Ok(())
 }
 
-fn unshare(region: &Region) {
-    for &(space, va) in &region.shares {
-        let _ = sys::mem_unmap(space, va, region.pages);
-        let _ = sys::cap_delete(space);
+/// Takes a region's pages out of every task it was shared into (tasks that
+/// died meanwhile have nothing left to unmap).
+fn unshare(s: &Server, region: &Region) {
+    for &(badge, va) in &region.shares {
+        if let Some(t) = s.clients.get(badge) {
+            let _ = sys::mem_unmap(t.space, va, region.pages);
+        }
     }
 }
 
@@ -334,7 +334,18 @@ fn protect(c: &Client, addr: u64, pages: u64, flags: MapFlags) -> Result<(), Err
     Ok(())
 }
 
-fn share(s: &Server, c: &Client, addr: u64, pages: u64, writable: bool, target: Handle) -> Result<u64, Error> {
+/// The client a share token names: a badged capability to this server's
+/// own endpoint (the target's memory capability).
+fn target_of(s: &Server, token: Handle) -> Result<u64, Error> {
+    let (kind, _, badge) = sys::cap_info(token)?;
+    if kind != abi::cap::Kind::Endpoint || sys::cap_identity(token)? != s.endpoint_id || badge == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(badge)
+}
+
+fn share(s: &Server, c: &Client, addr: u64, pages: u64, writable: bool, target: u64) -> Result<u64, Error> {
+    let target = s.clients.get(target).ok_or(Error::NotFound)?;
     let mut st = c.state.lock();
     if st.dead {
         return Err(Error::PeerDied);
@@ -358,10 +369,10 @@ fn share(s: &Server, c: &Client, addr: u64, pages: u64, writable: bool, target: 
         return Err(Error::OutOfMemory);
     }
     let flags = if writable { MapFlags::WRITE } else { MapFlags::empty() };
-    if let Err(e) = map(s, target, at, &region.backing, flags | (region.flags & MapFlags::LARGE), pages) {
-        let _ = sys::mem_unmap(target, at, pages);
+    if let Err(e) = map(s, target.space, at, &region.backing, flags | (region.flags & MapFlags::LARGE), pages) {
+        let _ = sys::mem_unmap(target.space, at, pages);
         return Err(e);
     }
-    region.shares.push((target, at));
+    region.shares.push((target.badge, at));
     Ok(at)
 }

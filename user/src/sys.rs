@@ -105,6 +105,12 @@ pub fn cap_info(h: Handle) -> Result<(Kind, Rights, u64)> {
     Ok((Kind::from_raw(v[0])?, Rights::from_bits_truncate(v[1]), v[2]))
 }
 
+/// The identity of the object a capability names (endpoint, task and
+/// thread ids; 0 for other kinds): tells two endpoints apart.
+pub fn cap_identity(h: Handle) -> Result<u64> {
+    call(Sys::CapInfo, [h.raw(), 0, 0, 0, 0, 0]).map(|v| v[3])
+}
+
 /// Copies a capability into another task (at `slot`, or any if 0).
 pub fn cap_give(task: Handle, h: Handle, rights: Rights, slot: u16) -> Result<Handle> {
     call(Sys::CapGive, [task.raw(), h.raw(), rights.bits(), slot as u64, 0, 0])
