@@ -5,7 +5,7 @@
 //! sleep times, badges, slots, rights).
 
 use crate::bad_input::{Bad, Kinds, regs};
-use user::abi::cap::Rights;
+use user::abi::cap::{Handle, Rights};
 use user::abi::handles::{MACHINE, MODULES, SELF_SPACE, SELF_TASK, SELF_THREAD};
 use user::abi::ipc::MsgInfo;
 use user::abi::mem::{LARGE_PAGE_SIZE, MapFlags, PAGE_SIZE, USER_END, USER_START};
@@ -32,9 +32,9 @@ static mut BSS_PROBE: u64 = 0;
 
 /// The first unmapped page above the program's data: a range ending
 /// there runs from mapped into unmapped memory.
-fn end_of_data() -> u64 {
+fn end_of_data(space: Handle) -> u64 {
     let mut at = (&raw const BSS_PROBE as u64) & !0xfff;
-    while sys::mem_translate(SELF_SPACE, at).is_ok() {
+    while sys::mem_translate(space, at).is_ok() {
         at += PAGE_SIZE;
     }
     at
@@ -89,7 +89,7 @@ fn pointers(bad: &mut Bad) {
     }
     // (Writes only touch the bytes written, so only reads can check a
     // range that starts mapped and runs into unmapped memory.)
-    let end = end_of_data();
+    let end = end_of_data(SELF_SPACE);
     bad.sys(
         "DebugPrint of a range running from data into unmapped memory",
         Sys::DebugPrint,
@@ -161,7 +161,9 @@ fn pointers(bad: &mut Bad) {
 }
 
 fn memory(bad: &mut Bad, k: &Kinds) {
-    let space = SELF_SPACE.raw();
+    // A task may not change its own mappings (SELF_SPACE is READ|GRANT),
+    // so the map/protect/unmap checks use a never-started child's space.
+    let space = k.space.raw();
     let ep = k.ep.raw();
     let max = MAX_REQUEST_PAGES;
     // Flags are decoded first, then the range, then the capabilities.
@@ -211,8 +213,8 @@ fn memory(bad: &mut Bad, k: &Kinds) {
     bad.sys("MemMap of an endpoint as physical memory", Sys::MemMap, [space, ep, 0, UNMAPPED, 1, 0], Error::WrongKind);
     // Protection of what is not (entirely) mapped, or mapped differently.
     bad.sys("MemProtect of unmapped pages", Sys::MemProtect, [space, UNMAPPED, 1, 0, 0, 0], Error::NotMapped);
-    let end = end_of_data();
-    let before = sys::mem_translate(SELF_SPACE, end - PAGE_SIZE);
+    let end = end_of_data(k.space);
+    let before = sys::mem_translate(k.space, end - PAGE_SIZE);
     bad.sys(
         "MemProtect of a range running into unmapped pages",
         Sys::MemProtect,
@@ -220,7 +222,7 @@ fn memory(bad: &mut Bad, k: &Kinds) {
         Error::NotMapped,
     );
     check_eq!(
-        sys::mem_translate(SELF_SPACE, end - PAGE_SIZE),
+        sys::mem_translate(k.space, end - PAGE_SIZE),
         before,
         "the mapped page is unchanged by the refused protect"
     );
@@ -230,7 +232,7 @@ fn memory(bad: &mut Bad, k: &Kinds) {
         [space, 0x40_0000, 1, large | MapFlags::EXEC.bits(), 0, 0],
         Error::InvalidArgument,
     );
-    check_eq!(sys::mem_unmap(SELF_SPACE, UNMAPPED, 16), Ok(0), "unmapping nothing is allowed and unmaps nothing");
+    check_eq!(sys::mem_unmap(k.space, UNMAPPED, 16), Ok(0), "unmapping nothing is allowed and unmaps nothing");
     // Translation.
     for (va, want, what) in [
         (USER_END, Error::BadAddress, "the end of user space"),
@@ -239,7 +241,7 @@ fn memory(bad: &mut Bad, k: &Kinds) {
         (0, Error::NotMapped, "address 0"),
         (UNMAPPED, Error::NotMapped, "an unmapped page"),
     ] {
-        bad.sys(&alloc::format!("MemTranslate of {what}"), Sys::MemTranslate, [space, va, 0, 0, 0, 0], want);
+        bad.sys(&alloc::format!("MemTranslate of {what}"), Sys::MemTranslate, [SELF_SPACE.raw(), va, 0, 0, 0, 0], want);
     }
     let flags = |va| sys::mem_translate(SELF_SPACE, va).map(|t| t.1);
     check_eq!(flags(code_page()), Ok(MapFlags::EXEC), "our code is mapped executable, read-only");
@@ -347,7 +349,6 @@ fn values(bad: &mut Bad, k: &Kinds) {
         (u64::MAX, stack, "entry u64::MAX"),
         (code_page(), USER_END + 16, "stack above user space"),
         (code_page(), KERNEL, "stack in the kernel"),
-        (code_page(), stack + 4, "a stack not 8-byte aligned"),
     ] {
         bad.sys(
             &alloc::format!("ThreadCreate with {what}"),
@@ -356,6 +357,12 @@ fn values(bad: &mut Bad, k: &Kinds) {
             Error::BadAddress,
         );
     }
+    bad.sys(
+        "ThreadCreate with a stack not 8-byte aligned",
+        Sys::ThreadCreate,
+        [SELF_TASK.raw(), code_page(), stack + 4, 0, 0, 0],
+        Error::Misaligned,
+    );
     for rights in [1 << 8, 1 << 63, u64::MAX] {
         bad.sys(
             &alloc::format!("CapCopy with rights {rights:#x}"),

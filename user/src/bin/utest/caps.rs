@@ -28,12 +28,20 @@ fn subsets(r: Rights) -> impl Iterator<Item = Rights> {
 
 pub fn run() {
     let Some(sink) = check_ok!(sys::endpoint_create(), "an endpoint nobody receives on") else { return };
+    // A task may only look at its own address space (its mappings are the
+    // memory server's business); a child's, as its creator gets it, has
+    // every right, so that is where the address-space rights are tried.
+    check_eq!(sys::cap_info(SELF_SPACE).map(|i| i.1), Ok(Rights::READ | Rights::GRANT), "our own address space: READ and GRANT only");
+    check_err!(sys::cap_copy(SELF_SPACE, Rights::MAP), Error::InsufficientRights, "gain MAP on our own address space");
+    check_err!(sys::mem_unmap(SELF_SPACE, 0x7000_0000_0000, 1), Error::InsufficientRights, "change our own mappings");
+    let Some(child) = check_ok!(Child::create(Role::Hold, 0), "a child task (never started)") else { return };
+    let space = child.space;
     let mut kinds = 0;
     let mut copies = 0;
     let sources: [(&str, Handle, Kind); 6] = [
         ("thread", SELF_THREAD, Kind::Thread),
         ("task", SELF_TASK, Kind::Task),
-        ("address space", SELF_SPACE, Kind::AddressSpace),
+        ("address space", space, Kind::AddressSpace),
         ("modules", MODULES, Kind::Modules),
         ("machine", MACHINE, Kind::Machine),
         ("endpoint", sink, Kind::Endpoint),
@@ -91,7 +99,11 @@ pub fn run() {
     println!(
         "rights only shrink: {kinds} kinds, {copies} copies checked (physical memory: no capability to test with)"
     );
-    each_call_needs_its_right(sink);
+    each_call_needs_its_right(sink, space);
+    check_ok!(sys::task_set_pager(child.task, sink), "make an endpoint the child's pager");
+    check_ok!(sys::task_set_pager(child.task, Handle::NONE), "handle 0 as the pager: no pager");
+    check_err!(sys::task_set_pager(child.task, SELF_THREAD), Error::WrongKind, "a thread as the pager");
+    let _ = sys::task_kill(child.task, 0);
     revoke_across_tasks();
     stale_handles();
     give_rules();
@@ -167,7 +179,7 @@ fn only_shrink(what: &str, src: Handle, kind: Kind, sink: Handle) -> u64 {
 
 /// Every call checks the right it needs: each capability below lacks
 /// exactly that right and is refused; with only that right it works.
-fn each_call_needs_its_right(sink: Handle) {
+fn each_call_needs_its_right(sink: Handle, space: Handle) {
     let copy = |h: Handle, r: Rights| sys::cap_copy(h, r).unwrap_or_default();
     let no = Error::InsufficientRights;
     // Endpoints.
@@ -193,16 +205,16 @@ fn each_call_needs_its_right(sink: Handle) {
     check_err!(sys::thread_start(th_ok), Error::Busy, "start a running thread (CONTROL only)");
     // Address spaces.
     let code = code_page();
-    let read_only = copy(SELF_SPACE, Rights::READ);
+    let read_only = copy(space, Rights::READ);
     check_err!(sys::mem_unmap(read_only, 0x7000_0000_0000, 1), no, "unmap without MAP");
     check_err!(sys::mem_protect(read_only, code, 1, MapFlags::EXEC), no, "protect without MAP");
     check_err!(sys::mem_map(read_only, sink, 0, 0x7000_0000_0000, 1, MapFlags::empty()), no, "map without MAP");
     check_eq!(
         sys::mem_translate(read_only, code).map(|t| t.1),
         Ok(MapFlags::EXEC),
-        "translate our code with READ only"
+        "translate the child's code (the same program) with READ only"
     );
-    let map_only = copy(SELF_SPACE, Rights::MAP);
+    let map_only = copy(space, Rights::MAP);
     check_err!(sys::mem_translate(map_only, code), no, "translate without READ");
     check_eq!(sys::mem_unmap(map_only, 0x7000_0000_0000, 1), Ok(0), "unmap nothing with MAP only");
     // Modules.
@@ -309,8 +321,12 @@ fn stale_handles() {
     } else {
         println!("note: the slot was not reused (old {old:?}, new {new:?})");
     }
-    let wrong_gen = Handle::new(new.index(), new.generation().wrapping_add(1));
-    check_err!(sys::cap_info(wrong_gen), Error::StaleHandle, "an occupied slot with the wrong generation");
+    let newer = Handle::new(new.index(), new.generation().wrapping_add(1));
+    check_err!(sys::cap_info(newer), Error::InvalidHandle, "an occupied slot with a generation it never had");
+    if new.generation() > 0 {
+        let older = Handle::new(new.index(), new.generation() - 1);
+        check_err!(sys::cap_info(older), Error::StaleHandle, "an occupied slot with an older generation");
+    }
     check_err!(sys::cap_info(Handle::NONE), Error::InvalidHandle, "handle 0");
     check_err!(sys::cap_info(Handle::new(4000, 0)), Error::InvalidHandle, "a slot never used");
     check_err!(sys::cap_info(Handle::new(u16::MAX, 0)), Error::InvalidHandle, "the last slot");

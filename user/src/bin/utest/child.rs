@@ -114,7 +114,8 @@ pub struct Child {
     pub task: Handle,
     /// Its first thread.
     pub thread: Handle,
-    space: Handle,
+    /// Its address space (all rights).
+    pub space: Handle,
 }
 
 impl Child {
