@@ -53,7 +53,7 @@ pub fn check_user_range(addr: u64, pages: u64, page: u64) -> Result<(), Error> {
     if pages == 0 {
         return Err(Error::InvalidArgument);
     }
-    if addr % page != 0 {
+    if !addr.is_multiple_of(page) {
         return Err(Error::Misaligned);
     }
     let len = pages.checked_mul(page).ok_or(Error::BadAddress)?;

@@ -291,8 +291,9 @@ pub fn reply(me: &Arc<Thread>, h: Handle) -> Result<Option<Arc<Thread>>, Error> 
         }
         ReplyKind::Fault => {
             if info.label != kernel_label::RESUME {
-                log::info!("ipc: the pager of {} answered a fault with label {:#x}: killing it", caller.task.name, info.label);
-                caller.task.kill(-1);
+                // The faulting thread reports the fault and kills its task
+                // itself, as if it had no pager.
+                caller.fault_declined.store(true, core::sync::atomic::Ordering::Relaxed);
             }
             sched::wake_with(&caller, |_| {}, true)
         }

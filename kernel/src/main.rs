@@ -130,6 +130,10 @@ fn boot_cpu_main(boot: BootInfo) -> ! {
     } else {
         log::warn!("mm: keeping boot loader memory: {} CPU(s) may still be parked in it", present - online);
     }
+    // Moved out so that any later read of the loader's responses (whose
+    // memory may just have been reclaimed) fails to compile. BootInfo has no
+    // Drop of its own: the move is the point.
+    #[allow(clippy::drop_non_drop)]
     drop(boot);
 
     mm::phys::print_table();

@@ -11,8 +11,6 @@ use spin::Once;
 pub struct Module {
     /// The file name of its path (`init` for `boot():/boot/init`).
     pub name: String,
-    /// Its command line.
-    pub cmdline: String,
     /// Its contents.
     pub data: &'static [u8],
 }
@@ -25,7 +23,6 @@ pub fn record(boot: &BootInfo) {
         boot.modules()
             .map(|m| Module {
                 name: String::from(m.path.rsplit('/').next().unwrap_or(m.path)),
-                cmdline: String::from(m.cmdline),
                 data: m.data,
             })
             .collect()

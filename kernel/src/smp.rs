@@ -28,9 +28,12 @@ pub const TIMER_PERIOD_MICROS: u64 = 10_000;
 /// APIC timer ticks (divider 16) per timer period, measured by the boot CPU.
 static TIMER_TICKS: AtomicU32 = AtomicU32::new(0);
 
+/// A piece of posted work: a function and its argument.
+type Work = (fn(u64), u64);
+
 /// Work posted to a CPU: a function and its argument.
 pub struct WorkSlot {
-    work: spin::Mutex<Option<(fn(u64), u64)>>,
+    work: spin::Mutex<Option<Work>>,
     done: AtomicU64,
 }
 
@@ -76,7 +79,7 @@ pub fn init_boot_cpu() {
 fn init_local_apic(cpu: &Cpu) {
     if let Err(e) = cpu.apic.init_local() {
         panic!(
-            "apic: cpu{} cannot use its local APIC in x2APIC mode ({e:?}). Under QEMU this needs version 8.0 or newer with -cpu max",
+            "apic: cpu{} cannot use its local APIC in x2APIC mode ({e}). Under QEMU this needs version 8.0 or newer with -cpu max",
             cpu.index()
         );
     }

@@ -54,11 +54,6 @@ impl<T> SpinLock<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.get_mut()
     }
-
-    /// Whether someone holds the lock (a hint; it may change at once).
-    pub fn is_locked(&self) -> bool {
-        self.inner.is_locked()
-    }
 }
 
 impl<T> Deref for SpinLockGuard<'_, T> {

@@ -50,7 +50,7 @@ pub fn start() -> Result<(), String> {
         put(handles::MODULES, Capability::new(Object::Modules, all))?;
         put(handles::MACHINE, Capability::new(Object::Machine, all))?;
         if let Some(ep) = &memory {
-            put(handles::MEMORY, Capability::new(Object::Endpoint(ep.with_receive(false)), Rights::SEND | Rights::GRANT))?;
+            put(handles::MEMORY_CONTROL, Capability::new(Object::Endpoint(ep.with_receive(false)), Rights::SEND | Rights::GRANT))?;
         }
     }
     crate::sched::start(&thread).map_err(|e| format!("cannot start {INIT}'s thread: {e:?}"))?;
@@ -104,8 +104,9 @@ fn start_memory_server(image: &'static [u8]) -> Result<EndpointRef, String> {
         }
         caps.insert_at(handles::MEMORY.index(), Capability::new(Object::Endpoint(ep.clone()), Rights::all())).map_err(err)?;
         // The memory server maps into its own address space (its heap).
-        let own = caps.remove(handles::SELF_SPACE).map_err(err)?;
-        caps.insert_at(handles::SELF_SPACE.index(), Capability::new(own.object, Rights::all())).map_err(err)?;
+        // (In place: the well-known handle keeps its generation. The
+        // capability is fresh, with nothing derived from it yet.)
+        caps.get_mut(handles::SELF_SPACE).map_err(err)?.rights = Rights::all();
         caps.insert_at(handles::MACHINE.index(), Capability::new(Object::Machine, Rights::READ)).map_err(err)?;
     }
     crate::sched::start(&thread).map_err(|e| format!("cannot start {MEMORY_SERVER}'s thread: {e:?}"))?;

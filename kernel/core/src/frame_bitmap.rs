@@ -158,7 +158,7 @@ impl<'a> FrameBitmap<'a> {
     /// Gives back a 2 MiB frame taken by [`Self::alloc_large`]. Checks every
     /// frame first, so an error changes nothing.
     pub fn free_large(&mut self, first: u64) -> Result<(), FreeError> {
-        if first % CHUNK != 0 {
+        if !first.is_multiple_of(CHUNK) {
             return Err(FreeError::Misaligned);
         }
         if first + CHUNK > self.frames {

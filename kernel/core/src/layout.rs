@@ -79,10 +79,12 @@ mod tests {
 
     #[test]
     fn windows_do_not_overlap_and_sit_in_distinct_pml4_slots() {
-        assert!(HEAP_BASE + HEAP_MAX <= STACKS_BASE);
-        assert!(STACKS_BASE + STACK_SLOTS * STACK_SLOT <= SCRATCH_BASE);
-        assert!(SCRATCH_BASE + SCRATCH_SIZE <= KERNEL_IMAGE_BASE);
-        assert!(HHDM_LIMIT <= HEAP_BASE);
+        const {
+            assert!(HEAP_BASE + HEAP_MAX <= STACKS_BASE);
+            assert!(STACKS_BASE + STACK_SLOTS * STACK_SLOT <= SCRATCH_BASE);
+            assert!(SCRATCH_BASE + SCRATCH_SIZE <= KERNEL_IMAGE_BASE);
+            assert!(HHDM_LIMIT <= HEAP_BASE);
+        }
         let slots = [HEAP_BASE, STACKS_BASE, SCRATCH_BASE, KERNEL_IMAGE_BASE].map(pml4_index);
         assert_eq!(slots, [384, 385, 386, 511]);
         assert!(pml4_index(KERNEL_HALF) == 256);

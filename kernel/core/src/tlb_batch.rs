@@ -117,14 +117,15 @@ impl FlushBatch {
         debug_assert_eq!(start % size, 0, "flush range start not page aligned");
         self.pages += pages;
         let (mut start, mut pages) = (start, pages);
-        if let Some(last) = self.len.checked_sub(1).and_then(|i| self.ranges[i].as_mut()) {
-            if last.large == large && last.start + last.pages * size == start {
-                let room = MAX_UNITS - last.pages;
-                let take = room.min(pages);
-                last.pages += take;
-                start += take * size;
-                pages -= take;
-            }
+        if let Some(last) = self.len.checked_sub(1).and_then(|i| self.ranges[i].as_mut())
+            && last.large == large
+            && last.start + last.pages * size == start
+        {
+            let room = MAX_UNITS - last.pages;
+            let take = room.min(pages);
+            last.pages += take;
+            start += take * size;
+            pages -= take;
         }
         while pages > 0 {
             if self.len == MAX_RANGES {

@@ -26,8 +26,6 @@ pub struct Module {
     pub data: &'static [u8],
     /// The path limine.conf gave.
     pub path: &'static str,
-    /// Its `module_cmdline:`.
-    pub cmdline: &'static str,
 }
 
 /// The boot loader's answers.
@@ -150,10 +148,10 @@ impl BootInfo {
         if STACK_SIZE.get_response().is_none() {
             log::warn!("boot: the loader ignored the stack-size request (boot stacks may be 64 KiB)");
         }
-        if let Some(p) = PAGING_MODE.get_response() {
-            if p.mode() != limine::paging::Mode::FOUR_LEVEL {
-                panic!("boot: the loader enabled a paging mode other than 4-level");
-            }
+        if let Some(p) = PAGING_MODE.get_response()
+            && p.mode() != limine::paging::Mode::FOUR_LEVEL
+        {
+            panic!("boot: the loader enabled a paging mode other than 4-level");
         }
     }
 
@@ -164,7 +162,6 @@ impl BootInfo {
             // through the direct map, never reclaimed or written.
             data: unsafe { core::slice::from_raw_parts(f.addr(), f.size() as usize) },
             path: c_text(f.path()),
-            cmdline: c_text(f.string()),
         })
     }
 

@@ -40,9 +40,9 @@ impl Block {
     fn intact(&self) -> bool {
         match self {
             Self::Bytes(v, f) => v.iter().all(|b| b == f),
-            Self::Words(v, f) => v.as_ptr() as usize % 8 == 0 && v.iter().all(|w| *w == u64::from_ne_bytes([*f; 8])),
-            Self::Lines(v, f) => v.as_ptr() as usize % 64 == 0 && v.iter().all(|l| l.0.iter().all(|b| b == f)),
-            Self::Pages(v, f) => v.as_ptr() as usize % 4096 == 0 && v.iter().all(|p| p.0.iter().all(|b| b == f)),
+            Self::Words(v, f) => (v.as_ptr() as usize).is_multiple_of(8) && v.iter().all(|w| *w == u64::from_ne_bytes([*f; 8])),
+            Self::Lines(v, f) => (v.as_ptr() as usize).is_multiple_of(64) && v.iter().all(|l| l.0.iter().all(|b| b == f)),
+            Self::Pages(v, f) => (v.as_ptr() as usize).is_multiple_of(4096) && v.iter().all(|p| p.0.iter().all(|b| b == f)),
         }
     }
 }

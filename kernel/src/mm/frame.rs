@@ -239,22 +239,6 @@ pub fn free_large(f: PhysFrame<Size2MiB>, kind: FrameUse) {
     add_used(kind, -((LARGE_PAGE_SIZE / PAGE_SIZE) as i64));
 }
 
-/// Takes `count` physically contiguous 4 KiB frames, the first aligned to
-/// `align` bytes; returns the first frame's address.
-pub fn alloc_contiguous(count: u64, align: u64, kind: FrameUse) -> Result<u64, OutOfFrames> {
-    let align_frames = (align / PAGE_SIZE).max(1).next_power_of_two();
-    let take = || POOL.lock().as_mut().expect("frame pool not initialised").alloc_contiguous(count, align_frames);
-    let first = match take() {
-        Some(f) => f,
-        None => {
-            drain_other_caches();
-            take().ok_or(OutOfFrames)?
-        }
-    };
-    add_used(kind, count as i64);
-    Ok(first * PAGE_SIZE)
-}
-
 /// Gives back `count` contiguous frames from `start`.
 pub fn free_contiguous(start: u64, count: u64, kind: FrameUse) {
     {

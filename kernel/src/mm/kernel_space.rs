@@ -79,9 +79,9 @@ fn map_direct(space: &AddressSpace, start: u64, end: u64, access: Access) {
     let huge = has_huge_pages();
     let mut p = start;
     while p < end {
-        let size = if huge && p % PageSize::Huge.bytes() == 0 && p + PageSize::Huge.bytes() <= end {
+        let size = if huge && p.is_multiple_of(PageSize::Huge.bytes()) && p + PageSize::Huge.bytes() <= end {
             PageSize::Huge
-        } else if p % PageSize::Large.bytes() == 0 && p + PageSize::Large.bytes() <= end {
+        } else if p.is_multiple_of(PageSize::Large.bytes()) && p + PageSize::Large.bytes() <= end {
             PageSize::Large
         } else {
             PageSize::Small

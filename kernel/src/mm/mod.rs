@@ -57,7 +57,7 @@ fn init_frame_pool() {
     });
     log::info!(
         "mm: frame allocator covers {frames} frames ({} MiB of address space), bitmap {pages} pages at {storage:#x}",
-        frames * PAGE_SIZE >> 20
+        (frames * PAGE_SIZE) >> 20
     );
 }
 

@@ -60,10 +60,6 @@ pub struct Access {
 impl Access {
     /// Kernel data: read/write, no execute, global.
     pub const KERNEL_DATA: Self = Self { write: true, execute: false, user: false, global: true, uncached: false };
-    /// Kernel read-only data.
-    pub const KERNEL_RODATA: Self = Self { write: false, execute: false, user: false, global: true, uncached: false };
-    /// Kernel code.
-    pub const KERNEL_CODE: Self = Self { write: false, execute: true, user: false, global: true, uncached: false };
 
     fn flags(self) -> F {
         let mut f = F::PRESENT;
@@ -153,11 +149,6 @@ impl PageTree {
         Self { root }
     }
 
-    /// Physical address of the PML4.
-    pub fn root(&self) -> u64 {
-        self.root
-    }
-
     /// A mapper for changing the tree.
     pub fn mapper(&mut self) -> Mapper<'_> {
         // SAFETY: the root is a page-table frame reachable through the direct
@@ -179,7 +170,7 @@ impl Mapper<'_> {
     /// Maps `virt` to `phys` with a page of `size`. Intermediate tables get
     /// the user bit when `access.user`, so user mappings are reachable.
     pub fn map(&mut self, virt: u64, phys: u64, size: PageSize, access: Access) -> Result<(), PagingError> {
-        if virt % size.bytes() != 0 || phys % size.bytes() != 0 {
+        if !virt.is_multiple_of(size.bytes()) || !phys.is_multiple_of(size.bytes()) {
             return Err(PagingError::Misaligned);
         }
         let flags = access.flags();
@@ -190,7 +181,7 @@ impl Mapper<'_> {
         // it to this mapping; the flags are what it asked for. Flushes are
         // not needed for a previously unmapped page and are otherwise the
         // caller's job (the MapperFlush values are dropped on purpose).
-        let result = unsafe {
+        unsafe {
             match size {
                 PageSize::Small => self
                     .table
@@ -208,14 +199,13 @@ impl Mapper<'_> {
                     .map(|f| f.ignore())
                     .map_err(map_error),
             }
-        };
-        result
+        }
     }
 
     /// Unmaps the page of `size` at `virt`; records it in `flush` and returns
     /// the physical address it mapped.
     pub fn unmap(&mut self, virt: u64, size: PageSize, flush: &mut FlushBatch) -> Result<u64, PagingError> {
-        if virt % size.bytes() != 0 {
+        if !virt.is_multiple_of(size.bytes()) {
             return Err(PagingError::Misaligned);
         }
         let v = VirtAddr::new(virt);
@@ -241,7 +231,7 @@ impl Mapper<'_> {
     /// Changes what the page of `size` at `virt` allows; records it in
     /// `flush`.
     pub fn protect(&mut self, virt: u64, size: PageSize, access: Access, flush: &mut FlushBatch) -> Result<(), PagingError> {
-        if virt % size.bytes() != 0 {
+        if !virt.is_multiple_of(size.bytes()) {
             return Err(PagingError::Misaligned);
         }
         let v = VirtAddr::new(virt);

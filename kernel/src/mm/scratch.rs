@@ -165,11 +165,6 @@ impl<'a> ScratchPage<'a> {
     pub fn probe_read(&self, index: u64) -> Option<u64> {
         self.view().probe_read(index)
     }
-
-    /// Writes word `index` through the mapping; `false` if it faults.
-    pub fn probe_write(&self, index: u64, value: u64) -> bool {
-        self.view().probe_write(index, value)
-    }
 }
 
 impl Drop for ScratchPage<'_> {

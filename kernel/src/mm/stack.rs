@@ -83,11 +83,6 @@ impl KernelStack {
     pub fn bottom(&self) -> u64 {
         layout::stack_bottom(self.slot)
     }
-
-    /// The unmapped guard page's address.
-    pub fn guard(&self) -> u64 {
-        layout::stack_guard(self.slot)
-    }
 }
 
 /// Describes slot `slot` for a diagnostic (no locks, no allocation).

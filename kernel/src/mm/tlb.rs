@@ -74,7 +74,7 @@ static KERNEL_USERS: AtomicU64 = AtomicU64::new(0);
 
 /// Above this many pages, flush the whole TLB instead of page by page.
 /// Chosen from `cargo xtask bench` (see docs/performance.md).
-static FULL_FLUSH_THRESHOLD: AtomicU64 = AtomicU64::new(32);
+const FULL_FLUSH_THRESHOLD: u64 = 32;
 
 /// Records that this CPU is about to load the kernel root. Must come before
 /// the CR3 load, so a concurrent shootdown either sees this CPU or finished
@@ -90,12 +90,7 @@ pub fn kernel_users() -> CpuSet {
 
 /// The page-count threshold for a full flush.
 pub fn full_flush_threshold() -> u64 {
-    FULL_FLUSH_THRESHOLD.load(Ordering::Relaxed)
-}
-
-/// Sets the page-count threshold for a full flush (benchmarks).
-pub fn set_full_flush_threshold(pages: u64) {
-    FULL_FLUSH_THRESHOLD.store(pages, Ordering::Relaxed);
+    FULL_FLUSH_THRESHOLD
 }
 
 /// Flushes `batch` from this CPU's TLB, for `scope` (kernel half, or the

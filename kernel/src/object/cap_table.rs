@@ -149,11 +149,6 @@ impl CapTable {
         }
     }
 
-    /// The slot index holding `id`, if any.
-    pub fn find_id(&self, id: super::CapId) -> Option<u16> {
-        self.slots.iter().position(|s| s.cap.as_ref().is_some_and(|c| c.id == id)).map(|i| i as u16)
-    }
-
     /// Empties the whole table (task teardown); returns the capabilities so
     /// the caller drops them outside its locks.
     pub fn drain(&mut self) -> Vec<Capability> {
@@ -161,15 +156,5 @@ impl CapTable {
         self.slots.clear();
         self.free.clear();
         caps
-    }
-
-    /// Number of occupied slots.
-    pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.cap.is_some()).count()
-    }
-
-    /// Whether no slot is occupied.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

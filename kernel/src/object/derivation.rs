@@ -94,24 +94,14 @@ impl Tree {
     pub fn revoke(&mut self, id: CapId) -> Vec<Capability> {
         let mut removed = Vec::new();
         for (c, at) in self.descendants(id) {
-            if let Some(task) = at.task.upgrade() {
-                if let Some(cap) = task.caps.lock().remove_id(at.index, c) {
-                    removed.push(cap);
-                }
+            if let Some(task) = at.task.upgrade()
+                && let Some(cap) = task.caps.lock().remove_id(at.index, c)
+            {
+                removed.push(cap);
             }
             self.unlink(c);
         }
         removed
-    }
-
-    /// Nodes in the tree (for tests).
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether the tree is empty.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
     }
 }
 

@@ -227,11 +227,6 @@ impl Task {
         self.dying.load(Ordering::Acquire)
     }
 
-    /// Its exit code, once it has ended.
-    pub fn exit_code(&self) -> Option<i64> {
-        self.life.lock().exit_code
-    }
-
     /// Kills the task: every thread exits at its next chance (a blocked one
     /// is released at once); the task ends when the last one has.
     pub fn kill(self: &Arc<Self>, code: i64) {
@@ -253,11 +248,7 @@ impl Task {
             // only if the kill got it first (a sender or receiver that took
             // it will wake it, and it exits then).
             match state {
-                State::Blocked(Block::Recv(ep)) => {
-                    if ep.remove_receiver(t) {
-                        crate::ipc::fail_waiter(t, Error::PeerDied);
-                    }
-                }
+                State::Blocked(Block::Recv(ep)) if ep.remove_receiver(t) => crate::ipc::fail_waiter(t, Error::PeerDied),
                 State::Blocked(Block::Send(ep)) => {
                     if let Some(p) = ep.remove_sender(t) {
                         drop(p);
@@ -332,10 +323,5 @@ impl Task {
         life.waiters.retain(|w| w.strong_count() > 0);
         life.waiters.push(Arc::downgrade(me));
         None
-    }
-
-    /// Its threads.
-    pub fn threads(&self) -> Vec<Arc<Thread>> {
-        self.threads.lock().clone()
     }
 }

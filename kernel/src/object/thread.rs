@@ -82,6 +82,9 @@ pub struct Thread {
     pub on_cpu: AtomicBool,
     /// Set when its task is being killed: it exits at its next chance.
     pub killed: AtomicBool,
+    /// Set when its pager answered its fault with anything but `RESUME`:
+    /// the fault is then handled as if there were no pager.
+    pub fault_declined: AtomicBool,
 }
 
 // SAFETY: `context` and `fpu` are only accessed by the CPU switching the
@@ -121,6 +124,7 @@ impl Thread {
             sched: SpinLock::new(SchedInfo { state: State::Created, affinity: None, cpu: 0 }),
             on_cpu: AtomicBool::new(false),
             killed: AtomicBool::new(false),
+            fault_declined: AtomicBool::new(false),
         }))
     }
 
@@ -137,6 +141,7 @@ impl Thread {
             sched: SpinLock::new(SchedInfo { state: State::Running, affinity: Some(cpu), cpu }),
             on_cpu: AtomicBool::new(true),
             killed: AtomicBool::new(false),
+            fault_declined: AtomicBool::new(false),
         })
     }
 
@@ -199,11 +204,6 @@ impl Thread {
     /// Whether it has been killed.
     pub fn killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
-    }
-
-    /// Its current state.
-    pub fn state(&self) -> State {
-        self.sched.lock().state.clone()
     }
 }
 

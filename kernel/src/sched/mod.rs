@@ -266,12 +266,6 @@ pub fn on_reschedule_ipi() {
     cpu::current().sched.need_resched.store(true, Ordering::Relaxed);
 }
 
-/// Makes a blocked thread runnable (on its pinned or last CPU). Returns
-/// false if it was not blocked.
-pub fn wake(t: &Arc<Thread>) -> bool {
-    !matches!(wake_with(t, |_| {}, false), Woken::NotBlocked)
-}
-
 /// What [`wake_with`] did.
 pub enum Woken {
     /// The thread is ready and may run on this CPU: the caller runs it

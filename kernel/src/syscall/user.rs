@@ -34,11 +34,6 @@ impl UserSlice {
         self.len
     }
 
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Copies the user bytes into `buf` (which must be `len` long).
     pub fn read(&self, buf: &mut [u8]) -> Result<(), Error> {
         assert_eq!(buf.len(), self.len);

@@ -21,36 +21,39 @@ pub fn handle(regs: &Regs) {
         log::warn!("nmi: unexpected non-maskable interrupt at rip={:#018x}", frame.rip);
         return;
     }
-    if vector == DEVICE_NOT_AVAILABLE && frame.from_user() {
+    if vector == DEVICE_NOT_AVAILABLE && frame.is_from_user() {
         crate::sched::on_fpu_first_use();
         return;
     }
     let cr2 = arch::cpu::read_cr2();
-    if frame.from_user() {
+    if frame.is_from_user() {
         return user_fault(&frame, cr2);
     }
-    if vector == PAGE_FAULT {
-        if let Some(fixup) = arch::extable::fixup_for(frame.rip) {
-            regs.modify(|f| f.rip = fixup);
-            return;
-        }
+    if vector == PAGE_FAULT
+        && let Some(fixup) = arch::extable::fixup_for(frame.rip)
+    {
+        regs.modify(|f| f.rip = fixup);
+        return;
     }
     fatal(&frame, cr2)
 }
 
 /// A user thread faulted. Page faults go to the task's pager, which maps
-/// the page and resumes the thread; anything else (or no pager) kills the
-/// task, with a diagnostic, and the kernel carries on.
+/// the page and resumes the thread; anything else (no pager, or a pager
+/// that declines) kills the task, with a diagnostic, and the kernel carries
+/// on.
 fn user_fault(frame: &TrapFrame, cr2: u64) {
     let vector = frame.vector as u8;
     let me = crate::sched::current();
-    if vector == PAGE_FAULT {
-        if let Some((pager, badge)) = me.task.pager() {
-            let words = [cr2, frame.error_code, frame.rip, me.id, vector as u64, 0];
-            if crate::ipc::send_fault(&me, &pager, badge, words).is_ok() {
-                // Resumed by the pager, or killed (the return path sees it).
-                return;
-            }
+    if vector == PAGE_FAULT
+        && let Some((pager, badge)) = me.task.pager()
+    {
+        let words = [cr2, frame.error_code, frame.rip, me.id, vector as u64, 0];
+        if crate::ipc::send_fault(&me, &pager, badge, words).is_ok()
+            && !me.fault_declined.swap(false, core::sync::atomic::Ordering::Relaxed)
+        {
+            // Resumed by the pager, or killed (the return path sees it).
+            return;
         }
     }
     let info = exception_info(vector).expect("exception vectors are below 32");

@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering;
 
 /// Handles the trap whose registers are `regs` (called from the entry stub).
 pub fn dispatch(regs: Regs) {
-    let (trap_vector, from_user) = regs.modify(|f| (f.vector, f.from_user()));
+    let (trap_vector, from_user) = regs.modify(|f| (f.vector, f.is_from_user()));
     match trap_vector as u8 {
         _ if trap_vector < 32 => exception::handle(&regs),
         vector::TLB_SHOOTDOWN => {

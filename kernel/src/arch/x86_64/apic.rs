@@ -42,6 +42,15 @@ pub enum ApicError {
     Config(&'static str),
 }
 
+impl core::fmt::Display for ApicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoX2Apic => f.write_str("no x2APIC support"),
+            Self::Config(why) => write!(f, "x2apic configuration refused: {why}"),
+        }
+    }
+}
+
 /// Whether this CPU supports x2APIC mode.
 pub fn has_x2apic() -> bool {
     core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0
@@ -90,26 +99,6 @@ impl Apic {
     pub fn id(&self) -> u32 {
         // SAFETY: reading the ID register has no side effects.
         self.with(|l| unsafe { l.id() })
-    }
-
-    /// Sends interrupt `vector` to the CPU with x2APIC ID `apic_id`.
-    pub fn send_ipi(&self, apic_id: u32, vector: u8) {
-        // SAFETY: a fixed-delivery IPI to a vector with an IDT entry; the
-        // target handles it like any interrupt.
-        self.with(|l| unsafe { l.send_ipi(vector, apic_id) });
-    }
-
-    /// Sends an NMI to the CPU with x2APIC ID `apic_id` (used to stop other
-    /// CPUs on panic).
-    pub fn send_nmi(&self, apic_id: u32) {
-        // SAFETY: the NMI handler exists and only halts or reports.
-        self.with(|l| unsafe { l.send_nmi(apic_id) });
-    }
-
-    /// Signals end of interrupt for the interrupt being handled.
-    pub fn end_of_interrupt(&self) {
-        // SAFETY: called once per handled, acknowledged interrupt.
-        self.with(|l| unsafe { l.end_of_interrupt() });
     }
 
     /// Measures the timer (divider 16) against the TSC: returns timer ticks
@@ -173,14 +162,6 @@ pub fn eoi() {
     // in-service interrupt; x2APIC mode is enabled on every CPU that takes
     // interrupts.
     unsafe { super::cpu::wrmsr(0x80b, 0) };
-}
-
-/// Reads the x2APIC ID directly (x2APIC ID register, MSR 0x802); usable
-/// before or without the per-CPU driver, e.g. in NMI context.
-pub fn current_apic_id() -> u32 {
-    // SAFETY: reading the x2APIC ID MSR has no side effect; only called in
-    // x2APIC mode.
-    unsafe { super::cpu::rdmsr(0x802) as u32 }
 }
 
 /// Sends an IPI by writing the x2APIC ICR directly: a single MSR write,

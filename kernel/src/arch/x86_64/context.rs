@@ -93,7 +93,7 @@ pub unsafe fn prepare_new_thread(top: u64, frame: &TrapFrame) -> Context {
         for i in 0..6 {
             words.add(i).write(0);
         }
-        words.add(6).write(thread_start as usize as u64);
+        words.add(6).write(thread_start as *const () as usize as u64);
         Context { rsp: record }
     }
 }

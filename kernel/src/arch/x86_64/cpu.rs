@@ -154,16 +154,6 @@ pub fn flush_tlb_all_global() {
     }
 }
 
-/// Reads a model-specific register.
-///
-/// # Safety
-/// `msr` must exist on this CPU and reading it must have no side effects
-/// the caller does not account for.
-pub unsafe fn rdmsr(msr: u32) -> u64 {
-    // SAFETY: forwarded to the caller.
-    unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
-}
-
 /// Writes a model-specific register.
 ///
 /// # Safety

@@ -73,7 +73,7 @@ pub fn read_u64(addr: u64) -> Option<u64> {
 /// Reads the `u64` at `addr` (kernel half, or the lower half of the current
 /// address space); `None` if the read page-faults or `addr` is unaligned.
 pub fn read_u64_any(addr: u64) -> Option<u64> {
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the load is covered by an extable entry, so a fault resumes at
@@ -90,7 +90,7 @@ pub fn read_u64_any(addr: u64) -> Option<u64> {
 /// `addr` must be memory the caller owns, or a page whose mapping it is
 /// deliberately probing that can only map memory the caller owns.
 pub unsafe fn write_u64(addr: u64, value: u64) -> bool {
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return false;
     }
     // SAFETY: the store is covered by an extable entry, and the caller

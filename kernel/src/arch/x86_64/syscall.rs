@@ -100,7 +100,7 @@ pub fn init() {
     // kernel stack; the GDT layout matches STAR (checked in `gdt`).
     unsafe {
         super::cpu::wrmsr(0xc000_0081, star);
-        super::cpu::wrmsr(0xc000_0082, syscall_entry as usize as u64);
+        super::cpu::wrmsr(0xc000_0082, syscall_entry as *const () as usize as u64);
         super::cpu::wrmsr(0xc000_0084, fmask);
         Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
     }

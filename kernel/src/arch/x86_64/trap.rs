@@ -44,7 +44,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// Whether the trap interrupted user mode.
-    pub fn from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
