@@ -1,20 +1,25 @@
-//! Clients: the tasks the server serves, one per badge, each with its
-//! address space, quota, regions and counters.
+//! Clients: the tasks the server serves, each known by its badge (see
+//! `mm_core::badge`), with its address space, quota, regions, the pages
+//! other clients shared into it, and counters.
 //!
-//! The registry is an array indexed by badge with a lock per slot, so
-//! requests of different clients never share a lock; a client's own state
-//! sits behind its own lock.
+//! The registry is an array of slots with a lock each, so requests of
+//! different clients never share a lock; a client's own state sits behind
+//! its own lock. No code holds two clients' locks at once (sharing takes
+//! them one after the other), so two clients sharing into each other at
+//! the same time cannot deadlock.
 
 use abi::cap::Handle;
 use abi::mem::MapFlags;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use mm_core::layout::{ALLOC_BASE, ALLOC_END};
-use mm_core::request::MAX_CLIENTS;
+use core::sync::atomic::{AtomicU64, Ordering};
+use mm_core::badge::{self, SLOTS};
+use mm_core::layout::{ALLOC_BASE, ALLOC_END, SHARE_BASE, SHARE_END};
 use mm_core::runs::Frame;
 use mm_core::va::VaAllocator;
-use spin::{Mutex, RwLock};
+use spin::RwLock;
+use user::lock::Mutex;
 
 /// What backs a region.
 #[derive(Debug)]
@@ -27,7 +32,7 @@ pub enum Backing {
     Contiguous(Frame),
 }
 
-/// A range of a client's address space the server manages.
+/// A range of a client's address space the server gave it.
 #[derive(Debug)]
 pub struct Region {
     /// 4 KiB pages it spans.
@@ -38,7 +43,7 @@ pub struct Region {
     pub lazy: bool,
     /// Its frames.
     pub backing: Backing,
-    /// Where it is shared into: (the target client's badge, address).
+    /// Where it is shared into: (the target client's badge, address there).
     pub shares: Vec<(u64, u64)>,
 }
 
@@ -53,6 +58,17 @@ impl Region {
     }
 }
 
+/// Pages another client shared into this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// The owner's badge.
+    pub from: u64,
+    /// The region's address in the owner.
+    pub addr: u64,
+    /// 4 KiB pages.
+    pub pages: u64,
+}
+
 /// A client's state, under its lock.
 pub struct ClientState {
     /// Pages charged against the quota (allocated, or reserved).
@@ -61,6 +77,10 @@ pub struct ClientState {
     pub regions: BTreeMap<u64, Region>,
     /// Its allocation window.
     pub va: VaAllocator,
+    /// Pages shared into it, by address.
+    pub incoming: BTreeMap<u64, Incoming>,
+    /// Its share window.
+    pub share_va: VaAllocator,
     /// Lazy faults served.
     pub faults: u64,
     /// Its task ended: requests still in flight must not add anything.
@@ -73,65 +93,110 @@ pub struct Client {
     pub badge: u64,
     /// Its address space (a capability in the server's table).
     pub space: Handle,
+    /// The badged `MEMORY` capability minted for it (revoked when it dies,
+    /// taking every copy with it).
+    pub memory: Handle,
     /// Most pages it may hold.
     pub quota: u64,
+    /// Frames backing its regions (for the books; changed under `state`).
+    pub owned: AtomicU64,
     /// Everything else.
     pub state: Mutex<ClientState>,
 }
 
 impl Client {
-    /// A new client.
-    pub fn new(badge: u64, space: Handle, quota: u64) -> Self {
+    fn new(badge: u64, space: Handle, memory: Handle, quota: u64) -> Self {
         Self {
             badge,
             space,
+            memory,
             quota,
+            owned: AtomicU64::new(0),
             state: Mutex::new(ClientState {
                 charged: 0,
                 regions: BTreeMap::new(),
                 va: VaAllocator::new(ALLOC_BASE, ALLOC_END),
+                incoming: BTreeMap::new(),
+                share_va: VaAllocator::new(SHARE_BASE, SHARE_END),
                 faults: 0,
                 dead: false,
             }),
         }
     }
+
+    /// Counts `n` more (or, negative, fewer) frames as backing its regions.
+    pub fn own(&self, n: i64) {
+        self.owned.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// One slot: its current client, and how many clients it had.
+#[derive(Default)]
+struct Slot {
+    client: Option<Arc<Client>>,
+    generation: u64,
 }
 
 /// The registry.
 pub struct Clients {
-    slots: Vec<RwLock<Option<Arc<Client>>>>,
+    slots: Vec<RwLock<Slot>>,
+    /// Registered clients.
+    count: AtomicU64,
 }
 
 impl Clients {
-    /// Room for `MAX_CLIENTS` clients.
+    /// Room for `SLOTS - 1` clients at once.
     pub fn new() -> Self {
-        Self { slots: (0..MAX_CLIENTS).map(|_| RwLock::new(None)).collect() }
+        Self { slots: (0..SLOTS).map(|_| RwLock::new(Slot::default())).collect(), count: AtomicU64::new(0) }
     }
 
-    /// The client with `badge`.
+    /// The client with `badge` (a badge of a client that died names none).
     pub fn get(&self, badge: u64) -> Option<Arc<Client>> {
-        self.slots.get(badge as usize)?.read().clone()
+        let slot = self.slots.get(badge::slot_of(badge)?)?.read();
+        slot.client.clone().filter(|c| c.badge == badge)
     }
 
-    /// Registers a client; fails if the badge is taken.
-    pub fn insert(&self, client: Client) -> Result<(), abi::Error> {
-        let slot = self.slots.get(client.badge as usize).ok_or(abi::Error::OutOfRange)?;
-        let mut s = slot.write();
-        if s.is_some() {
-            return Err(abi::Error::SlotOccupied);
+    /// Registers a client in a free slot, with the capability `mint` makes
+    /// for its badge; returns the badge and that capability.
+    pub fn register(
+        &self,
+        space: Handle,
+        quota: u64,
+        mint: impl FnOnce(u64) -> Result<Handle, abi::Error>,
+    ) -> Result<(u64, Handle), abi::Error> {
+        for (i, slot) in self.slots.iter().enumerate().skip(1) {
+            let mut s = slot.write();
+            if s.client.is_none() {
+                let badge = badge::make(i, s.generation);
+                s.generation += 1;
+                let memory = mint(badge)?;
+                s.client = Some(Arc::new(Client::new(badge, space, memory, quota)));
+                self.count.fetch_add(1, Ordering::Relaxed);
+                return Ok((badge, memory));
+            }
         }
-        *s = Some(Arc::new(client));
-        Ok(())
+        Err(abi::Error::OutOfMemory)
     }
 
     /// Removes the client with `badge`.
     pub fn remove(&self, badge: u64) -> Option<Arc<Client>> {
-        self.slots.get(badge as usize)?.write().take()
+        let mut slot = self.slots.get(badge::slot_of(badge)?)?.write();
+        if slot.client.as_ref().is_some_and(|c| c.badge == badge) {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            slot.client.take()
+        } else {
+            None
+        }
     }
 
-    /// Every registered client.
-    pub fn all(&self) -> impl Iterator<Item = Arc<Client>> + '_ {
-        self.slots.iter().filter_map(|s| s.read().clone())
+    /// Clients registered now.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Frames backing every registered client's regions.
+    pub fn owned(&self) -> u64 {
+        self.slots.iter().filter_map(|s| s.read().client.as_ref().map(|c| c.owned.load(Ordering::Relaxed))).sum()
     }
 }
 

@@ -19,6 +19,7 @@
 extern crate alloc;
 
 mod clients;
+mod heap;
 mod pool;
 mod serve;
 mod stats;
@@ -26,8 +27,7 @@ mod stats;
 use abi::handles;
 use abi::ipc::Message;
 use clients::Clients;
-use core::sync::atomic::{AtomicU64, Ordering};
-use mm_core::layout::SHARE_BASE;
+use core::sync::atomic::Ordering;
 use pool::{Cache, Pool};
 use serve::{Answer, Worker};
 use stats::CpuStats;
@@ -41,8 +41,6 @@ pub struct Server {
     pub clients: Clients,
     /// Per-CPU counters.
     pub cpu_stats: [CpuStats; 64],
-    /// Next address in the share window.
-    pub share_cursor: AtomicU64,
     /// Identity of the server's own endpoint (to recognise share tokens).
     pub endpoint_id: u64,
 }
@@ -59,19 +57,23 @@ static SERVER: spin::Once<Server> = spin::Once::new();
 user::main!(main);
 
 fn main(ranges: u64) -> i64 {
+    heap::init(ranges);
+    let clients = Clients::new();
+    let endpoint_id = sys::cap_identity(handles::MEMORY).unwrap_or(0);
+    // Nothing allocates from here until the pool is published (see `heap`).
     let pool = Pool::new(ranges);
     let server = SERVER.call_once(|| Server {
         pool,
-        clients: Clients::new(),
+        clients,
         cpu_stats: core::array::from_fn(|_| CpuStats::default()),
-        share_cursor: AtomicU64::new(SHARE_BASE),
-        endpoint_id: sys::cap_identity(handles::MEMORY).unwrap_or(0),
+        endpoint_id,
     });
     let (_, cpus) = sys::cpu_info();
     println!(
-        "serving {} MiB in {} ranges with one worker per CPU ({cpus})",
-        server.pool.total * 4096 >> 20,
-        server.pool.ranges.len()
+        "serving {} MiB in {} ranges with one worker per CPU ({cpus}); {} KiB for its own heap so far",
+        (server.pool.total * 4096) >> 20,
+        server.pool.ranges.len(),
+        heap::pages() * 4
     );
     for cpu in 1..cpus {
         if let Err(e) = start_worker(cpu) {

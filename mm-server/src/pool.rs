@@ -5,6 +5,9 @@
 //! Each worker is pinned to its CPU and alone uses its cache, so the common
 //! path (take or return a page) takes no lock; the shared pool is touched
 //! once per [`BATCH`] pages. 2 MiB and contiguous requests go to the pool.
+//!
+//! Nothing allocates heap memory while holding the pool's lock: the
+//! server's heap grows by taking frames from this pool (see `heap`).
 
 use abi::cap::Handle;
 use abi::handles::PHYS_FIRST;
@@ -12,7 +15,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::frame_bitmap::FrameBitmap;
 use mm_core::runs::Frame;
-use spin::Mutex;
+use user::lock::Mutex;
 use user::sys;
 
 /// Pages moved between a worker cache and the pool at once.
@@ -42,23 +45,41 @@ pub struct Pool {
 
 impl Pool {
     /// Builds the pool from the `count` capabilities the kernel put at
-    /// `PHYS_FIRST..`.
+    /// `PHYS_FIRST..`, leaving out the pages the heap carved before it.
     pub fn new(count: u64) -> Self {
-        let mut ranges = Vec::new();
-        let mut bitmaps = Vec::new();
+        let infos: Vec<(Handle, u64, u64)> = (0..count as u16)
+            .map(|i| Handle::new(PHYS_FIRST + i, 0))
+            .filter_map(|cap| sys::phys_info(cap).ok().map(|(base, pages)| (cap, base, pages)))
+            .collect();
+        // Everything is allocated before carving stops (see `heap`).
+        let storage: Vec<(&'static mut [u64], &'static mut [u16])> = infos
+            .iter()
+            .map(|&(_, _, pages)| {
+                let bits = alloc::vec![0u64; FrameBitmap::words_needed(pages)].leak();
+                let chunks = alloc::vec![0u16; FrameBitmap::chunks_needed(pages)].leak();
+                (bits, chunks)
+            })
+            .collect();
+        let mut ranges = Vec::with_capacity(infos.len());
+        let mut bitmaps = Vec::with_capacity(infos.len());
+        let carved = crate::heap::stop_carving();
         let mut total = 0;
-        for i in 0..count {
-            let cap = Handle::new(PHYS_FIRST + i as u16, 0);
-            let Ok((base, pages)) = sys::phys_info(cap) else { continue };
-            let bits = alloc::vec![0u64; FrameBitmap::words_needed(pages)].leak();
-            let chunks = alloc::vec![0u16; FrameBitmap::chunks_needed(pages)].leak();
+        let mut free = 0;
+        for (&(cap, base, pages), (bits, chunks)) in infos.iter().zip(storage) {
             let mut map = FrameBitmap::new(bits, chunks, pages);
-            map.add_free(0, pages).expect("a fresh bitmap takes its whole range");
+            let skip = match carved {
+                Some((r, n)) if cap.index() == PHYS_FIRST + r => n.min(pages),
+                _ => 0,
+            };
+            if skip < pages {
+                map.add_free(skip, pages - skip).expect("a fresh bitmap takes its whole range");
+            }
             total += pages;
+            free += pages - skip;
             ranges.push(Range { cap, base, pages });
             bitmaps.push(map);
         }
-        Self { ranges, bitmaps: Mutex::new(bitmaps), total, free_in_pool: AtomicU64::new(total) }
+        Self { ranges, bitmaps: Mutex::new(bitmaps), total, free_in_pool: AtomicU64::new(free) }
     }
 
     /// Pages free in the shared pool (not counting worker caches).
@@ -66,8 +87,9 @@ impl Pool {
         self.free_in_pool.load(Ordering::Relaxed)
     }
 
-    /// Takes up to `out.len()` single pages.
+    /// Takes up to `want` single pages into `out`.
     fn take(&self, out: &mut Vec<Frame>, want: usize) {
+        out.reserve(want);
         let mut maps = self.bitmaps.lock();
         let mut got = 0;
         for (r, map) in maps.iter_mut().enumerate() {

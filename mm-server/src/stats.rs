@@ -18,4 +18,19 @@ pub struct CpuStats {
     pub refusals: AtomicU64,
     /// Pages in that CPU's worker cache.
     pub cache: AtomicU64,
+    /// Requests by kind: Alloc, Free, Protect, Reserve, Share, other.
+    pub kinds: [AtomicU64; 6],
+}
+
+/// The slot of `kinds` a request label counts in.
+pub fn kind_slot(label: u32) -> usize {
+    use abi::mm::Request;
+    match Request::from_label(label) {
+        Ok(Request::Alloc) => 0,
+        Ok(Request::Free) => 1,
+        Ok(Request::Protect) => 2,
+        Ok(Request::Reserve) => 3,
+        Ok(Request::Share) => 4,
+        _ => 5,
+    }
 }

@@ -1,6 +1,7 @@
 //! The user-space runtime: program entry, safe syscall wrappers over
-//! [`abi`], `print!`/`println!` to the kernel log, a heap so that `alloc`
-//! collections work, a panic handler that reports and exits, threads
+//! [`abi`], `print!`/`println!` to the kernel log, the memory server's
+//! client calls ([`mm`]) and a heap they grow so that `alloc` collections
+//! work, a lock whose waiters yield ([`lock`]), a panic handler that reports and exits, threads
 //! ([`thread`]), a small check-and-report harness for test programs
 //! ([`test`]) and the table of test scenarios ([`scenario`]).
 //!
@@ -20,12 +21,16 @@
 extern crate alloc;
 
 #[allow(unsafe_code)]
-mod heap;
+pub mod heap;
+#[allow(unsafe_code)]
+pub mod lock;
 #[allow(unsafe_code)]
 mod raw;
 mod rt;
 
+pub mod demo;
 pub mod hw;
+pub mod mm;
 pub mod print;
 pub mod scenario;
 pub mod sys;

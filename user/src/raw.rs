@@ -324,3 +324,17 @@ pub fn fault_privileged() {
     // would only wait for an interrupt.
     unsafe { asm!("hlt", options(nomem, nostack)) };
 }
+
+/// The `count` words at `addr` as atomics.
+///
+/// # Safety
+/// `addr..addr + 8 * count` must be memory the memory server mapped for
+/// this task (or shared into it), 8-byte aligned, that no Rust object
+/// lives in, for as long as the slice is used. Other tasks and threads may
+/// access it concurrently: every access goes through the atomics. A page
+/// unmapped meanwhile (its owner freed it) faults, which the kernel
+/// reports and ends the task for; it is never read as something else.
+pub unsafe fn server_words<'a>(addr: u64, count: usize) -> &'a [core::sync::atomic::AtomicU64] {
+    // SAFETY: as the caller promises; `AtomicU64` has the layout of `u64`.
+    unsafe { core::slice::from_raw_parts(addr as *const core::sync::atomic::AtomicU64, count) }
+}

@@ -1,6 +1,6 @@
 //! The memory server's pure logic, kept apart from its IPC and syscalls so
-//! that `cargo test` checks it on the host: decoding and validating
-//! requests, the per-client virtual-address allocator, and grouping frames
+//! that `cargo test` checks it on the host: client badges, decoding and
+//! validating requests, the per-client virtual-address allocator, and grouping frames
 //! into runs that one mapping call can cover.
 
 #![cfg_attr(not(test), no_std)]
@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+pub mod badge;
 pub mod layout;
 pub mod request;
 pub mod runs;

@@ -9,8 +9,6 @@ use abi::mem::{MapFlags, LARGE_PAGE_SIZE, PAGE_SIZE};
 use abi::mm::{Request, MAX_REQUEST_PAGES};
 use abi::Error;
 
-/// Clients the server can serve at once (badges 1..MAX_CLIENTS).
-pub const MAX_CLIENTS: u64 = 256;
 
 /// A validated request (fields as in `docs/mm-protocol.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +28,12 @@ pub enum Req {
     Stats,
     /// The server's counters for `cpu`.
     CpuStats { cpu: u64 },
-    /// Register client `badge` with `quota` pages and its address space.
-    RegisterClient { badge: u64, quota: u64, space: Handle },
+    /// The server's books.
+    Books,
+    /// The server's per-kind counters for `cpu`.
+    KindStats { cpu: u64 },
+    /// Register a client with `quota` pages and its address space.
+    RegisterClient { quota: u64, space: Handle },
 }
 
 /// The 4 KiB pages a request for `pages` pages with `flags` covers.
@@ -62,9 +64,9 @@ fn range(addr: u64, pages: u64) -> Result<(u64, u64), Error> {
 }
 
 /// Decodes a request with `label` and payload `w`, carrying capability
-/// `cap` if any; `from_init` says whether it came through the unbadged
-/// (control) capability.
-pub fn decode(label: u32, w: &[u64; 6], cap: Option<Handle>, from_init: bool) -> Result<Req, Error> {
+/// `cap` if any; `control` says whether it came through the unbadged
+/// (registering) capability.
+pub fn decode(label: u32, w: &[u64; 6], cap: Option<Handle>, control: bool) -> Result<Req, Error> {
     let req = Request::from_label(label)?;
     Ok(match req {
         Request::Alloc => {
@@ -106,18 +108,22 @@ pub fn decode(label: u32, w: &[u64; 6], cap: Option<Handle>, from_init: bool) ->
             }
             Req::CpuStats { cpu: w[0] }
         }
-        Request::RegisterClient => {
-            if !from_init {
-                return Err(Error::InsufficientRights);
-            }
-            if w[0] == 0 || w[0] >= MAX_CLIENTS {
+        Request::Books => Req::Books,
+        Request::KindStats => {
+            if w[0] >= 64 {
                 return Err(Error::OutOfRange);
             }
-            if w[1] == 0 {
+            Req::KindStats { cpu: w[0] }
+        }
+        Request::RegisterClient => {
+            if !control {
+                return Err(Error::InsufficientRights);
+            }
+            if w[0] == 0 {
                 return Err(Error::InvalidArgument);
             }
             let space = cap.ok_or(Error::InvalidArgument)?;
-            Req::RegisterClient { badge: w[0], quota: w[1], space }
+            Req::RegisterClient { quota: w[0], space }
         }
     })
 }
@@ -147,13 +153,14 @@ mod tests {
             decode(5, &w(&[ALLOC_BASE, 1, RW]), Some(h), false),
             Ok(Req::Share { addr: ALLOC_BASE, pages: 1, writable: true, target: h })
         );
-        assert_eq!(decode(16, &w(&[3, 100]), Some(h), true), Ok(Req::RegisterClient { badge: 3, quota: 100, space: h }));
+        assert_eq!(decode(16, &w(&[100]), Some(h), true), Ok(Req::RegisterClient { quota: 100, space: h }));
+        assert_eq!(decode(8, &w(&[]), None, false), Ok(Req::Books));
     }
 
     #[test]
     fn bad_requests_get_their_error() {
         let h = Some(Handle::new(70, 0));
-        let cases: [(u32, [u64; 6], Option<Handle>, bool, Error); 17] = [
+        let cases: [(u32, [u64; 6], Option<Handle>, bool, Error); 18] = [
             (0, w(&[]), None, false, Error::InvalidArgument),
             (99, w(&[]), None, false, Error::InvalidArgument),
             (1, w(&[0, RW]), None, false, Error::InvalidArgument),
@@ -168,8 +175,9 @@ mod tests {
             (2, w(&[0x40_0000, 1]), None, false, Error::BadAddress),
             (3, w(&[ALLOC_BASE, 1, 4]), None, false, Error::InvalidArgument),
             (5, w(&[ALLOC_BASE, 1, RW]), None, false, Error::InvalidArgument),
-            (16, w(&[3, 100]), h, false, Error::InsufficientRights),
-            (16, w(&[0, 100]), h, true, Error::OutOfRange),
+            (16, w(&[100]), h, false, Error::InsufficientRights),
+            (16, w(&[0]), h, true, Error::InvalidArgument),
+            (16, w(&[100]), None, true, Error::InvalidArgument),
             (7, w(&[64]), None, false, Error::OutOfRange),
         ];
         for (i, (label, words, cap, init, want)) in cases.into_iter().enumerate() {

@@ -24,7 +24,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use user::abi::cap::{Handle, Kind, Rights};
-use user::abi::handles::{MACHINE, MODULES, PARENT};
+use user::abi::handles::{MACHINE, MEMORY_CONTROL, MODULES, PARENT};
 use user::abi::ipc::Message;
 use user::scenario::{ALL_USER, Scenario};
 use user::{Error, println, sys};
@@ -106,13 +106,37 @@ fn run_scenario(s: Scenario) -> Result<(), String> {
     }
 }
 
+/// Quotas, as shares of the memory server's pages: the test program and
+/// each demo worker.
+const UTEST_SHARE: (u64, u64) = (3, 4);
+const DEMO_SHARE: (u64, u64) = (1, 16);
+
+/// Has the memory server serve the task `t` (not started yet) with a quota
+/// of `share` of its pages; a task it does not serve lives on its static
+/// heap alone.
+fn serve(t: &sys::Spawned, (num, den): (u64, u64)) {
+    let served = user::mm::books().and_then(|b| user::mm::serve_task(t.task, t.space, b.total * num / den));
+    match served {
+        Ok((_, memory)) => {
+            let _ = sys::cap_delete(memory);
+        }
+        Err(e) => println!("the memory server does not serve the new task: {e}"),
+    }
+}
+
 /// Starts `utest` for `s` with a copy of the modules (to start helper
 /// tasks) and, if the scenario needs it, of machine control. Returns the
 /// task.
 fn start_utest(s: Scenario) -> Result<Handle, Error> {
     let index = sys::module_find(MODULES, UTEST)?;
     let t = sys::task_spawn(MODULES, index, s.number())?;
+    serve(&t, UTEST_SHARE);
+    // The modules (to start helpers) and the memory control (to have the
+    // memory server serve them).
     let mut gifts = alloc::vec![(MODULES, Kind::Modules.meaningful_rights())];
+    if sys::cap_info(MEMORY_CONTROL).is_ok() {
+        gifts.push((MEMORY_CONTROL, Rights::SEND | Rights::GRANT));
+    }
     if let Some(rights) = s.machine_rights() {
         gifts.push((MACHINE, rights));
     }
@@ -140,6 +164,7 @@ fn demo() -> Result<(), String> {
     let mut tasks = Vec::new();
     for c in 0..cpus {
         let t = sys::task_spawn(MODULES, index, c).map_err(|e| fail("spawn", e))?;
+        serve(&t, DEMO_SHARE);
         // Each worker's capability carries its number as the badge.
         let badged = sys::cap_mint(ep, c + 1, Rights::SEND | Rights::GRANT).map_err(|e| fail("mint", e))?;
         sys::cap_give(t.task, badged, Rights::SEND, PARENT.index()).map_err(|e| fail("give", e))?;

@@ -8,7 +8,7 @@ use crate::cap_server::Remote;
 use crate::child::{Child, Role};
 use crate::msg::label;
 use user::abi::cap::{Handle, Kind, Rights};
-use user::abi::handles::{MACHINE, MODULES, PARENT, SELF_SPACE, SELF_TASK, SELF_THREAD};
+use user::abi::handles::{MACHINE, MODULES, PARENT, PHYS_FIRST, SELF_SPACE, SELF_TASK, SELF_THREAD};
 use user::abi::ipc::Message;
 use user::abi::mem::MapFlags;
 use user::thread;
@@ -330,7 +330,7 @@ fn stale_handles() {
     check_err!(sys::cap_info(Handle::NONE), Error::InvalidHandle, "handle 0");
     check_err!(sys::cap_info(Handle::new(4000, 0)), Error::InvalidHandle, "a slot never used");
     check_err!(sys::cap_info(Handle::new(u16::MAX, 0)), Error::InvalidHandle, "the last slot");
-    check_err!(sys::cap_info(Handle::new(PARENT.index() + 1, 0)), Error::InvalidHandle, "an empty well-known slot");
+    check_err!(sys::cap_info(Handle::new(PHYS_FIRST - 1, 0)), Error::InvalidHandle, "an empty well-known slot");
     let _ = (sys::cap_delete(new), sys::cap_delete(e));
 }
 

@@ -1,10 +1,12 @@
 //! Helper tasks: utest starts copies of itself from the boot modules with
 //! a role instead of a scenario number (servers to kill, tasks that fault,
 //! a partner for benchmarks, ...), giving them an endpoint in their
-//! `PARENT` slot. [`Child`] starts one and cleans up its handles.
+//! `PARENT` slot. [`Child`] starts one and cleans up its handles. When
+//! utest holds the memory control, the memory server serves its helpers
+//! too (their heaps grow; their pages are theirs).
 
 use user::abi::cap::{Handle, Rights};
-use user::abi::handles::{MODULES, PARENT};
+use user::abi::handles::{MEMORY_CONTROL, MODULES, PARENT};
 use user::sys::{self, Result};
 
 /// The boot module this program is loaded from.
@@ -116,14 +118,36 @@ pub struct Child {
     pub thread: Handle,
     /// Its address space (all rights).
     pub space: Handle,
+    /// Its memory-server badge and a copy of its `MEMORY` capability (a
+    /// share token for it), if the server serves it.
+    pub memory: Option<(u64, Handle)>,
 }
+
+/// Pages of memory-server quota a helper gets by default.
+pub const CHILD_QUOTA: u64 = 4096;
 
 impl Child {
     /// Creates a helper task with `role` (not started yet).
     pub fn create(role: Role, param: u16) -> Result<Child> {
+        Self::create_with_quota(role, param, CHILD_QUOTA)
+    }
+
+    /// Creates a helper task with `role` and a memory quota of `quota`
+    /// pages (not started yet).
+    pub fn create_with_quota(role: Role, param: u16, quota: u64) -> Result<Child> {
         let index = sys::module_find(MODULES, PROGRAM)?;
         let s = sys::task_spawn(MODULES, index, role.arg(param))?;
-        Ok(Child { task: s.task, thread: s.thread, space: s.space })
+        let mut child = Child { task: s.task, thread: s.thread, space: s.space, memory: None };
+        if sys::cap_info(MEMORY_CONTROL).is_ok() {
+            match user::mm::serve_task(s.task, s.space, quota) {
+                Ok(m) => child.memory = Some(m),
+                Err(e) => {
+                    let _ = sys::task_kill(child.task, -1);
+                    return Err(e); // (dropping `child` deletes its handles)
+                }
+            }
+        }
+        Ok(child)
     }
 
     /// Creates and starts a helper with `parent` (given with `rights`) in
@@ -155,6 +179,9 @@ impl Drop for Child {
     fn drop(&mut self) {
         for h in [self.task, self.thread, self.space] {
             let _ = sys::cap_delete(h);
+        }
+        if let Some((_, memory)) = self.memory {
+            let _ = sys::cap_delete(memory);
         }
     }
 }
