@@ -62,7 +62,7 @@ impl Pattern {
         Ok(match self {
             Pattern::Contains(t) => Pattern::Contains(f(t)),
             Pattern::Regex(re) => {
-                let source = f(re.as_str());
+                let source = f(&unescape_placeholders(re.as_str()));
                 Pattern::Regex(
                     Regex::new(&source).with_context(|| format!("bad regex `{source}`"))?,
                 )
@@ -70,6 +70,25 @@ impl Pattern {
             Pattern::All(texts) => Pattern::All(texts.iter().map(|t| f(t)).collect()),
         })
     }
+}
+
+/// The placeholders a scenario's texts may hold.
+const PLACEHOLDERS: [&str; 2] = ["{smp}", "{memory}"];
+
+/// A regex source with the placeholders as literal text, so that it
+/// compiles before they are filled in (`{smp}` alone would read as a
+/// repetition).
+fn escape_placeholders(source: &str) -> String {
+    PLACEHOLDERS.iter().fold(source.to_string(), |s, p| {
+        s.replace(p, &regex::escape(p))
+    })
+}
+
+/// The inverse of [`escape_placeholders`].
+fn unescape_placeholders(source: &str) -> String {
+    PLACEHOLDERS.iter().fold(source.to_string(), |s, p| {
+        s.replace(&regex::escape(p), p)
+    })
 }
 
 impl fmt::Display for Pattern {
@@ -109,7 +128,7 @@ impl<'de> Deserialize<'de> for Pattern {
                     "regex" => {
                         let source: String = map.next_value()?;
                         Pattern::Regex(
-                            Regex::new(&source)
+                            Regex::new(&escape_placeholders(&source))
                                 .map_err(|e| de::Error::custom(format!("bad regex: {e}")))?,
                         )
                     }
@@ -371,12 +390,13 @@ mod tests {
             description = "boots on {smp} CPUs"
             smp = [1, 2]
             exit = "success"
-            expect = ["smp: {smp} of {smp} CPUs online", { regex = 'rip=0x[0-9a-f]{16}' }]
+            expect = ["smp: {smp} of {smp} CPUs online", { regex = 'rip=0x[0-9a-f]{16}' }, { regex = '^\d+ of {smp}$' }]
             forbid = [{ all = ["cpu {smp}", "stuck"] }]
             "#,
         )
         .unwrap();
         assert_eq!(s.len(), 2);
+        assert!(s[1].expect[2].matches("7 of 2") && !s[1].expect[2].matches("7 of 1"), "placeholders in a regex");
         assert_eq!(s[1].name, "boot-smp2");
         assert_eq!(s[1].description, "boots on 2 CPUs");
         assert_eq!(

@@ -1,6 +1,8 @@
-//! The first user program. The kernel starts it with the boot modules and
-//! machine control; it starts everything else and powers the machine off
-//! at the end, reporting success only if everything it ran succeeded.
+//! The first user program. The kernel starts it with the boot modules,
+//! machine control and the memory server's registering capability; it
+//! starts everything else (each task served and paged by the memory
+//! server) and powers the machine off at the end, reporting success only
+//! if everything it ran succeeded.
 //!
 //! What it runs comes from the kernel command line:
 //!
@@ -9,8 +11,9 @@
 //! - `run=all-user`: every scenario but `bench`, one after another;
 //! - `bench=<filter>` without `run=`: the `bench` scenario (which reads the
 //!   filter itself);
-//! - nothing: the demo, a `demo` task on every CPU talking to init over
-//!   IPC.
+//! - nothing: the demo, `demo` workers pinned across the CPUs that talk
+//!   to init over IPC and use memory from the memory server, then a table
+//!   of what the server did.
 //!
 //! Each scenario ends with `init: <name> passed` or `init: <name> FAILED
 //! (exit code N)`; the last line before powering off is `init: all tests
@@ -25,6 +28,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use user::abi::cap::{Handle, Kind, Rights};
 use user::abi::handles::{MACHINE, MEMORY_CONTROL, MODULES, PARENT};
+use user::demo;
 use user::abi::ipc::Message;
 use user::scenario::{ALL_USER, Scenario};
 use user::{Error, println, sys};
@@ -35,8 +39,6 @@ user::main!(main);
 const UTEST: &str = "utest";
 /// The demo's boot module.
 const DEMO: &str = "demo";
-/// Label of a demo worker's greeting.
-const HELLO: u32 = 1;
 
 fn main(_arg: u64) -> i64 {
     let mut buf = [0u8; 1024];
@@ -107,7 +109,7 @@ fn run_scenario(s: Scenario) -> Result<(), String> {
 }
 
 /// Quotas, as shares of the memory server's pages: the test program and
-/// each demo worker.
+/// each demo worker (but the greedy one).
 const UTEST_SHARE: (u64, u64) = (3, 4);
 const DEMO_SHARE: (u64, u64) = (1, 16);
 
@@ -153,48 +155,144 @@ fn start_utest(s: Scenario) -> Result<Handle, Error> {
     }
 }
 
-/// The demo: a worker task pinned to each CPU says hello over IPC; init
-/// answers each and waits for them all.
+/// Demo workers per CPU.
+const WORKERS_PER_CPU: u64 = 2;
+/// The greedy worker's quota, in pages.
+const GREEDY_QUOTA: u64 = 96;
+
+/// A started demo worker.
+struct Worker {
+    task: sys::Spawned,
+    cpu: u64,
+    memory: Handle,
+    report: Option<demo::Report>,
+}
+
+/// The demo: workers pinned across the CPUs say hello to init over IPC,
+/// then allocate, touch, share, fault in and free memory served by the
+/// memory server (see `demo.rs`); init answers them, waits for them all,
+/// and shows what the memory server did.
 fn demo() -> Result<(), String> {
     let (cpu, cpus) = sys::cpu_info();
-    println!("demo: init runs on cpu {cpu}; starting a worker on each of the {cpus} cpus");
+    let workers = cpus * WORKERS_PER_CPU;
+    println!("demo: init runs on cpu {cpu}; starting {workers} workers over {cpus} cpus, served by the memory server");
     let fail = |what: &str, e: Error| alloc::format!("demo: {what}: {e}");
+    let books = user::mm::books().map_err(|e| fail("no memory server", e))?;
     let ep = sys::endpoint_create().map_err(|e| fail("endpoint", e))?;
     let index = sys::module_find(MODULES, DEMO).map_err(|e| fail("no demo module", e))?;
-    let mut tasks = Vec::new();
-    for c in 0..cpus {
-        let t = sys::task_spawn(MODULES, index, c).map_err(|e| fail("spawn", e))?;
-        serve(&t, DEMO_SHARE);
-        // Each worker's capability carries its number as the badge.
-        let badged = sys::cap_mint(ep, c + 1, Rights::SEND | Rights::GRANT).map_err(|e| fail("mint", e))?;
+    let mut all = Vec::new();
+    for n in 0..workers {
+        let greedy = n == workers - 1;
+        let t = sys::task_spawn(MODULES, index, demo::arg(n, greedy)).map_err(|e| fail("spawn", e))?;
+        let quota = if greedy { GREEDY_QUOTA } else { books.total * DEMO_SHARE.0 / DEMO_SHARE.1 };
+        let (_, memory) = user::mm::serve_task(t.task, t.space, quota).map_err(|e| fail("serve", e))?;
+        // Each worker's capability carries its number + 1 as the badge.
+        let badged = sys::cap_mint(ep, n + 1, Rights::SEND | Rights::GRANT).map_err(|e| fail("mint", e))?;
         sys::cap_give(t.task, badged, Rights::SEND, PARENT.index()).map_err(|e| fail("give", e))?;
         let _ = sys::cap_delete(badged);
-        sys::thread_set_affinity(t.thread, Some(c)).map_err(|e| fail("pin", e))?;
-        sys::thread_start(t.thread).map_err(|e| fail("start", e))?;
-        tasks.push(t);
+        let on = n % cpus;
+        sys::thread_set_affinity(t.thread, Some(on)).map_err(|e| fail("pin", e))?;
+        all.push(Worker { task: t, cpu: on, memory, report: None });
+    }
+    // Pairs: the sharer calls its checker over their own endpoint and
+    // shares into it with a GRANT-only copy of its memory capability.
+    for pair in all.chunks(2) {
+        let [sharer, checker] = pair else { continue };
+        let peer = sys::endpoint_create().map_err(|e| fail("pair endpoint", e))?;
+        sys::cap_give(sharer.task.task, peer, Rights::SEND, demo::PEER.index()).map_err(|e| fail("give", e))?;
+        sys::cap_give(checker.task.task, peer, Rights::RECEIVE, demo::PEER.index()).map_err(|e| fail("give", e))?;
+        sys::cap_give(sharer.task.task, checker.memory, Rights::GRANT, demo::PEER_MEMORY.index())
+            .map_err(|e| fail("give", e))?;
+        let _ = sys::cap_delete(peer);
+    }
+    for w in &all {
+        sys::thread_start(w.task.thread).map_err(|e| fail("start", e))?;
     }
     let mut ok = true;
-    for _ in 0..cpus {
+    for _ in 0..2 * workers {
         let r = sys::recv(ep).map_err(|e| fail("receive", e))?;
-        let worker = r.badge.wrapping_sub(1);
-        let [number, on_cpu, ..] = r.msg.words;
-        println!("demo: worker {worker} says hello from cpu {on_cpu}");
-        ok &= r.msg.info.label == HELLO && number == worker && on_cpu == worker;
-        let _ = sys::reply(r.reply, &Message::new(HELLO, &[worker * worker]));
-    }
-    for (c, t) in tasks.iter().enumerate() {
-        let code = sys::task_wait(t.task);
-        ok &= code == Ok(0);
-        if code != Ok(0) {
-            println!("demo: worker {c} ended with {code:?}");
+        let n = r.badge.wrapping_sub(1);
+        let Some(w) = all.get_mut(n as usize) else { continue };
+        match r.msg.info.label {
+            demo::HELLO => {
+                let [number, on_cpu, ..] = r.msg.words;
+                println!("demo: worker {n} says hello from cpu {on_cpu}");
+                ok &= number == n && on_cpu == w.cpu;
+                let _ = sys::reply(r.reply, &Message::new(demo::HELLO, &[n * n]));
+            }
+            demo::REPORT => {
+                w.report = Some(demo::Report::from_words(r.msg.words));
+                let _ = sys::reply(r.reply, &Message::new(0, &[]));
+            }
+            other => println!("demo: worker {n} sent an unknown message {other}"),
         }
-        let _ = (sys::cap_delete(t.task), sys::cap_delete(t.thread), sys::cap_delete(t.space));
+    }
+    for (n, w) in all.iter().enumerate() {
+        let code = sys::task_wait(w.task.task);
+        ok &= code == Ok(0) && w.report.is_some();
+        if code != Ok(0) {
+            println!("demo: worker {n} ended with {code:?}");
+        }
+        let t = &w.task;
+        let _ = (sys::cap_delete(t.task), sys::cap_delete(t.thread), sys::cap_delete(t.space), sys::cap_delete(w.memory));
     }
     let _ = sys::cap_delete(ep);
+    ok &= show_memory_table(&all, cpus);
     if ok {
-        println!("demo: {cpus} workers on {cpus} cpus answered");
+        println!("demo: {workers} workers on {cpus} cpus answered, and all their memory came back");
         Ok(())
     } else {
-        Err(String::from("demo: a worker ran on the wrong cpu or failed"))
+        Err(String::from("demo: a worker failed, ran on the wrong cpu, or memory went missing"))
     }
+}
+
+/// Prints what the memory server did, per CPU and per worker, and its
+/// books; → whether every page is accounted for and none is in use.
+fn show_memory_table(all: &[Worker], cpus: u64) -> bool {
+    println!("demo: memory server, requests handled on each cpu (a request is served on its caller's cpu):");
+    println!("demo:   cpu  messages  alloc   free protect reserve  share  other  faults refused  cached");
+    let mut sum = [0u64; 10];
+    for c in 0..cpus {
+        let (Ok(s), Ok(k)) = (user::mm::cpu_stats(c), user::mm::kind_stats(c)) else { continue };
+        let row = [s.requests, k.alloc, k.free, k.protect, k.reserve, k.share, k.other, s.faults, s.refusals, s.cached];
+        row.iter().zip(sum.iter_mut()).for_each(|(v, t)| *t += v);
+        println!("demo: {}", table_row(&alloc::format!("{c}"), &row));
+    }
+    println!("demo: {}", table_row("all", &sum));
+    println!("demo: workers:");
+    println!("demo:   worker cpu regions  pages lazy-faults shares refused peak-pages");
+    for (n, w) in all.iter().enumerate() {
+        if let Some(r) = w.report {
+            println!(
+                "demo:   {n:>6} {:>3} {:>7} {:>6} {:>11} {:>6} {:>7} {:>10}",
+                w.cpu, r.allocs, r.pages, r.faults, r.shares, r.refusals, r.peak
+            );
+        }
+    }
+    match user::mm::books() {
+        Ok(b) => {
+            println!(
+                "demo: pages: {} in all = {} free + {} in use by clients + {} the server's own ({}); {} clients left",
+                b.total,
+                b.free,
+                b.owned,
+                b.server,
+                if b.balanced() { "balanced" } else { "NOT BALANCED" },
+                b.clients
+            );
+            b.balanced() && b.owned == 0
+        }
+        Err(e) => {
+            println!("demo: cannot read the memory server's books: {e}");
+            false
+        }
+    }
+}
+
+/// One line of the per-CPU table.
+fn table_row(first: &str, v: &[u64; 10]) -> String {
+    alloc::format!(
+        "  {first:>3} {:>9} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7}",
+        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]
+    )
 }
