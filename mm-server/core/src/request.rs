@@ -3,7 +3,7 @@
 //! addresses in the right window, capabilities present where needed), so
 //! the server only has to check it against its state.
 
-use crate::layout::{ALLOC_BASE, ALLOC_END};
+use crate::layout::{ALLOC_BASE, ALLOC_END, SHARE_BASE, SHARE_END};
 use abi::cap::Handle;
 use abi::mem::{MapFlags, LARGE_PAGE_SIZE, PAGE_SIZE};
 use abi::mm::{Request, MAX_REQUEST_PAGES};
@@ -51,17 +51,24 @@ fn count(pages: u64, flags: MapFlags) -> Result<u64, Error> {
     }
 }
 
-fn range(addr: u64, pages: u64) -> Result<(u64, u64), Error> {
+/// A range of `pages` 4 KiB pages at `addr` lying in one of `windows`.
+fn range(addr: u64, pages: u64, windows: &[(u64, u64)]) -> Result<(u64, u64), Error> {
     count(pages, MapFlags::empty())?;
-    if addr % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Error::Misaligned);
     }
     let end = addr.checked_add(pages * PAGE_SIZE).ok_or(Error::BadAddress)?;
-    if addr < ALLOC_BASE || end > ALLOC_END {
+    if !windows.iter().any(|&(base, limit)| addr >= base && end <= limit) {
         return Err(Error::BadAddress);
     }
     Ok((addr, pages))
 }
+
+/// Where a client's own regions are.
+const OWN: &[(u64, u64)] = &[(ALLOC_BASE, ALLOC_END)];
+/// Where anything the server gave a client is: its regions and the pages
+/// shared into it.
+const ANY: &[(u64, u64)] = &[(ALLOC_BASE, ALLOC_END), (SHARE_BASE, SHARE_END)];
 
 /// Decodes a request with `label` and payload `w`, carrying capability
 /// `cap` if any; `control` says whether it came through the unbadged
@@ -74,7 +81,7 @@ pub fn decode(label: u32, w: &[u64; 6], cap: Option<Handle>, control: bool) -> R
             Req::Alloc { pages: count(w[0], flags)?, flags: flags - MapFlags::ZERO }
         }
         Request::Free => {
-            let (addr, pages) = range(w[0], w[1])?;
+            let (addr, pages) = range(w[0], w[1], ANY)?;
             Req::Free { addr, pages }
         }
         Request::Protect => {
@@ -82,7 +89,7 @@ pub fn decode(label: u32, w: &[u64; 6], cap: Option<Handle>, control: bool) -> R
             if flags.intersects(MapFlags::ZERO | MapFlags::CONTIGUOUS | MapFlags::LARGE) {
                 return Err(Error::InvalidArgument);
             }
-            let (addr, pages) = range(w[0], w[1])?;
+            let (addr, pages) = range(w[0], w[1], OWN)?;
             Req::Protect { addr, pages, flags }
         }
         Request::Reserve => {
@@ -97,7 +104,7 @@ pub fn decode(label: u32, w: &[u64; 6], cap: Option<Handle>, control: bool) -> R
             if !(flags - MapFlags::WRITE).is_empty() {
                 return Err(Error::InvalidArgument);
             }
-            let (addr, pages) = range(w[0], w[1])?;
+            let (addr, pages) = range(w[0], w[1], OWN)?;
             let target = cap.ok_or(Error::InvalidArgument)?;
             Req::Share { addr, pages, writable: flags.contains(MapFlags::WRITE), target }
         }
@@ -148,6 +155,7 @@ mod tests {
         assert_eq!(decode(1, &w(&[4, RW]), None, false), Ok(Req::Alloc { pages: 4, flags: MapFlags::WRITE }));
         assert_eq!(decode(2, &w(&[ALLOC_BASE, 4]), None, false), Ok(Req::Free { addr: ALLOC_BASE, pages: 4 }));
         assert_eq!(decode(6, &w(&[]), None, false), Ok(Req::Stats));
+        assert_eq!(decode(2, &w(&[SHARE_BASE, 2]), None, false), Ok(Req::Free { addr: SHARE_BASE, pages: 2 }));
         let h = Handle::new(70, 0);
         assert_eq!(
             decode(5, &w(&[ALLOC_BASE, 1, RW]), Some(h), false),
@@ -160,7 +168,7 @@ mod tests {
     #[test]
     fn bad_requests_get_their_error() {
         let h = Some(Handle::new(70, 0));
-        let cases: [(u32, [u64; 6], Option<Handle>, bool, Error); 18] = [
+        let cases: [(u32, [u64; 6], Option<Handle>, bool, Error); 20] = [
             (0, w(&[]), None, false, Error::InvalidArgument),
             (99, w(&[]), None, false, Error::InvalidArgument),
             (1, w(&[0, RW]), None, false, Error::InvalidArgument),
@@ -174,6 +182,8 @@ mod tests {
             (2, w(&[ALLOC_END - 4096, 2]), None, false, Error::BadAddress),
             (2, w(&[0x40_0000, 1]), None, false, Error::BadAddress),
             (3, w(&[ALLOC_BASE, 1, 4]), None, false, Error::InvalidArgument),
+            (3, w(&[SHARE_BASE, 1, 0]), None, false, Error::BadAddress),
+            (2, w(&[SHARE_END - 4096, 2]), None, false, Error::BadAddress),
             (5, w(&[ALLOC_BASE, 1, RW]), None, false, Error::InvalidArgument),
             (16, w(&[100]), h, false, Error::InsufficientRights),
             (16, w(&[0]), h, true, Error::InvalidArgument),
