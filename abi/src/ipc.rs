@@ -91,6 +91,9 @@ pub struct Received {
 
 /// Labels the kernel itself uses in messages it sends.
 pub mod kernel_label {
+    /// Labels from here up are the kernel's: a user task's message with one
+    /// is refused (`InvalidArgument`), so a receiver can trust them.
+    pub const FIRST: u32 = 0xffff_0000;
     /// A thread faulted (words: address, error code, rip, thread id,
     /// vector). Answer via the reply capability: label [`RESUME`] retries
     /// the instruction, anything else kills the task.

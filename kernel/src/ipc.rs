@@ -31,10 +31,14 @@ pub struct Transfer {
 
 /// Reads the outgoing message of the running thread `me` from its
 /// registers: `rsi` info, payload in `rdx, r10, r8, r9, r12, r13`, and the
-/// capability in `r14` (which must carry GRANT).
+/// capability in `r14` (which must carry GRANT). Labels the kernel keeps
+/// for its own messages are refused, so no task can pass for the kernel.
 pub fn outgoing(me: &Arc<Thread>) -> Result<(MsgInfo, [u64; MSG_WORDS], Option<Transfer>), Error> {
     let (info, words, cap) = me.with_frame(|f| (f.rsi, [f.rdx, f.r10, f.r8, f.r9, f.r12, f.r13], f.r14));
     let info = MsgInfo::from_raw(info)?;
+    if info.label >= abi::ipc::kernel_label::FIRST {
+        return Err(Error::InvalidArgument);
+    }
     let mut payload = [0; MSG_WORDS];
     payload[..info.len as usize].copy_from_slice(&words[..info.len as usize]);
     let transfer = if info.has_cap { Some(grantable(&me.task, Handle::from_raw(cap)?)?) } else { None };

@@ -2,7 +2,8 @@
 //! `mm_core::badge`), with its address space, quota, regions, the pages
 //! other clients shared into it, and counters.
 //!
-//! The registry is an array of slots with a lock each, so requests of
+//! The registry is an array of slots with a (yielding) lock each, held
+//! only to look a client up, so requests of
 //! different clients never share a lock; a client's own state sits behind
 //! its own lock. No code holds two clients' locks at once (sharing takes
 //! them one after the other), so two clients sharing into each other at
@@ -18,7 +19,6 @@ use mm_core::badge::{self, SLOTS};
 use mm_core::layout::{ALLOC_BASE, ALLOC_END, SHARE_BASE, SHARE_END};
 use mm_core::runs::Frame;
 use mm_core::va::VaAllocator;
-use spin::RwLock;
 use user::lock::Mutex;
 
 /// What backs a region.
@@ -139,7 +139,7 @@ struct Slot {
 
 /// The registry.
 pub struct Clients {
-    slots: Vec<RwLock<Slot>>,
+    slots: Vec<Mutex<Slot>>,
     /// Registered clients.
     count: AtomicU64,
 }
@@ -147,12 +147,12 @@ pub struct Clients {
 impl Clients {
     /// Room for `SLOTS - 1` clients at once.
     pub fn new() -> Self {
-        Self { slots: (0..SLOTS).map(|_| RwLock::new(Slot::default())).collect(), count: AtomicU64::new(0) }
+        Self { slots: (0..SLOTS).map(|_| Mutex::new(Slot::default())).collect(), count: AtomicU64::new(0) }
     }
 
     /// The client with `badge` (a badge of a client that died names none).
     pub fn get(&self, badge: u64) -> Option<Arc<Client>> {
-        let slot = self.slots.get(badge::slot_of(badge)?)?.read();
+        let slot = self.slots.get(badge::slot_of(badge)?)?.lock();
         slot.client.clone().filter(|c| c.badge == badge)
     }
 
@@ -165,7 +165,7 @@ impl Clients {
         mint: impl FnOnce(u64) -> Result<Handle, abi::Error>,
     ) -> Result<(u64, Handle), abi::Error> {
         for (i, slot) in self.slots.iter().enumerate().skip(1) {
-            let mut s = slot.write();
+            let mut s = slot.lock();
             if s.client.is_none() {
                 let badge = badge::make(i, s.generation);
                 s.generation += 1;
@@ -180,7 +180,7 @@ impl Clients {
 
     /// Removes the client with `badge`.
     pub fn remove(&self, badge: u64) -> Option<Arc<Client>> {
-        let mut slot = self.slots.get(badge::slot_of(badge)?)?.write();
+        let mut slot = self.slots.get(badge::slot_of(badge)?)?.lock();
         if slot.client.as_ref().is_some_and(|c| c.badge == badge) {
             self.count.fetch_sub(1, Ordering::Relaxed);
             slot.client.take()
@@ -196,7 +196,7 @@ impl Clients {
 
     /// Frames backing every registered client's regions.
     pub fn owned(&self) -> u64 {
-        self.slots.iter().filter_map(|s| s.read().client.as_ref().map(|c| c.owned.load(Ordering::Relaxed))).sum()
+        self.slots.iter().filter_map(|s| s.lock().client.as_ref().map(|c| c.owned.load(Ordering::Relaxed))).sum()
     }
 }
 

@@ -168,7 +168,9 @@ mod tests {
     #[test]
     fn bad_requests_get_their_error() {
         let h = Some(Handle::new(70, 0));
-        let cases: [(u32, [u64; 6], Option<Handle>, bool, Error); 20] = [
+        /// label, words, capability, through the control capability, the error
+        type Case = (u32, [u64; 6], Option<Handle>, bool, Error);
+        let cases: [Case; 20] = [
             (0, w(&[]), None, false, Error::InvalidArgument),
             (99, w(&[]), None, false, Error::InvalidArgument),
             (1, w(&[0, RW]), None, false, Error::InvalidArgument),

@@ -52,12 +52,12 @@ impl VaAllocator {
     pub fn free(&mut self, start: u64, len: u64) {
         let mut start = start;
         let mut len = len;
-        if let Some((&prev, &plen)) = self.holes.range(..start).next_back() {
-            if prev + plen == start {
-                self.holes.remove(&prev);
-                start = prev;
-                len += plen;
-            }
+        if let Some((&prev, &plen)) = self.holes.range(..start).next_back()
+            && prev + plen == start
+        {
+            self.holes.remove(&prev);
+            start = prev;
+            len += plen;
         }
         if let Some(&nlen) = self.holes.get(&(start + len)) {
             self.holes.remove(&(start + len));

@@ -262,6 +262,10 @@ fn messages(bad: &mut Bad, k: &Kinds) {
         (7 << 32, "length 7"),
         (15 << 32, "length 15"),
         (u64::MAX, "every bit"),
+        (0xffff_0000, "the first kernel label"),
+        (0xffff_0001, "the kernel's fault label"),
+        (0xffff_0002 | 2 << 32, "the kernel's exit-notice label"),
+        (0xffff_ffff, "the last kernel label"),
     ] {
         for s in [Sys::Send, Sys::Call] {
             bad.ipc(
