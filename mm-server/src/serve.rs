@@ -219,10 +219,10 @@ impl Worker {
             st.share_va.free(addr, pages * PAGE_SIZE);
             drop(st);
             // The owner no longer needs to take it back from us.
-            if let Some(owner) = s.clients.get(inc.from) {
-                if let Some(r) = owner.state.lock().regions.get_mut(&inc.addr) {
-                    r.shares.retain(|&share| share != (c.badge, addr));
-                }
+            if let Some(owner) = s.clients.get(inc.from)
+                && let Some(r) = owner.state.lock().regions.get_mut(&inc.addr)
+            {
+                r.shares.retain(|&share| share != (c.badge, addr));
             }
             self.stats(s).frees.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -302,10 +302,10 @@ impl Worker {
             self.return_frames(&s.pool, region.backing, pages);
         }
         for (at, inc) in incoming {
-            if let Some(owner) = s.clients.get(inc.from) {
-                if let Some(r) = owner.state.lock().regions.get_mut(&inc.addr) {
-                    r.shares.retain(|&share| share != (badge, at));
-                }
+            if let Some(owner) = s.clients.get(inc.from)
+                && let Some(r) = owner.state.lock().regions.get_mut(&inc.addr)
+            {
+                r.shares.retain(|&share| share != (badge, at));
             }
         }
         // Every copy of its memory capability goes (share tokens others
@@ -463,10 +463,10 @@ fn map_share(s: &Server, c: &Client, t: &Client, addr: u64, pages: u64, writable
         return Err(Error::PeerDied);
     }
     let region = st.regions.get_mut(&addr).filter(|r| r.pages == pages).ok_or(Error::NotFound)?;
-    if let Backing::Pages(f) = &region.backing {
-        if f.iter().any(|p| p.is_none()) {
-            return Err(Error::NotMapped);
-        }
+    if let Backing::Pages(f) = &region.backing
+        && f.iter().any(|p| p.is_none())
+    {
+        return Err(Error::NotMapped);
     }
     if writable && !region.flags.contains(MapFlags::WRITE) {
         return Err(Error::InsufficientRights);

@@ -32,6 +32,7 @@ pub mod demo;
 pub mod hw;
 pub mod mm;
 pub mod print;
+pub mod rand;
 pub mod scenario;
 pub mod sys;
 pub mod test;

@@ -1,5 +1,6 @@
-//! A small deterministic pseudo-random generator (xorshift64*) for tests
-//! and benchmarks: reproducible from a seed, no hardware needed.
+//! A small deterministic pseudo-random generator (xorshift64*) for tests,
+//! benchmarks and demos, in the kernel and in user programs: reproducible
+//! from a seed, no hardware needed. Not for anything secret.
 
 /// xorshift64* state.
 #[derive(Clone, Debug)]
@@ -25,6 +26,18 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// Puts `items` in a random order.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -41,5 +54,16 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
         assert_ne!(Rng::new(0).next_u64(), 0);
+    }
+
+    #[test]
+    fn ranges_and_shuffles() {
+        let mut r = Rng::new(3);
+        assert!((0..1000).map(|_| r.range(5, 7)).all(|v| (5..=7).contains(&v)));
+        let mut v: [u32; 32] = core::array::from_fn(|i| i as u32);
+        r.shuffle(&mut v);
+        assert_ne!(v, core::array::from_fn(|i| i as u32), "32 items shuffled stay in order only by a fluke of 1 in 32!");
+        v.sort_unstable();
+        assert_eq!(v, core::array::from_fn(|i| i as u32), "a shuffle keeps every item");
     }
 }
