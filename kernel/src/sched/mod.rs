@@ -171,6 +171,11 @@ pub fn schedule() {
         prev.sched.lock().state = State::Ready;
         enqueue(prev.clone(), prev_home);
     }
+    // A thread the scheduler picks gets a fresh slice; one handed the CPU
+    // directly (IPC, `block_and_switch`) runs on in the slice it was given,
+    // so two threads passing the CPU back and forth cannot keep the
+    // threads queued behind them from ever running.
+    s.slice.store(SLICE_TICKS, Ordering::Relaxed);
     switch_to(cpu, prev, next);
 }
 
@@ -193,7 +198,6 @@ fn switch_to(cpu: &'static Cpu, prev: Arc<Thread>, next: Arc<Thread>) {
     if next.user {
         cpu.tables.set_kernel_stack(next.stack_top());
         cpu.header.kernel_rsp.store(next.stack_top(), Ordering::Relaxed);
-        cpu.sched.slice.store(SLICE_TICKS, Ordering::Relaxed);
     }
     // FPU state is saved only if the thread used the FPU since it was
     // switched in, and loaded only when the next thread first uses it.
@@ -425,10 +429,16 @@ pub fn on_timer_tick() {
 /// Runs on every return to user mode: a killed thread exits here, and a
 /// thread whose slice ended (or that a wake-up preempts) lets others run.
 pub fn before_user_return() {
-    let cpu = cpu::current();
-    // The common case costs one load: kills and wake-ups that concern this
-    // CPU set `need_resched` (see `Task::kill` and `switch_to`).
-    while cpu.sched.need_resched.load(Ordering::Relaxed) {
+    loop {
+        // Read afresh each time: `schedule` may resume this thread on
+        // another CPU (stolen), whose flags and current thread are then the
+        // ones that concern it.
+        let cpu = cpu::current();
+        // The common case costs one load: kills and wake-ups that concern
+        // this CPU set `need_resched` (see `Task::kill` and `switch_to`).
+        if !cpu.sched.need_resched.load(Ordering::Relaxed) {
+            return;
+        }
         let killed = cpu.sched.current.lock().as_ref().is_some_and(|t| t.killed());
         if killed {
             exit_current();
