@@ -246,16 +246,20 @@ pub fn x87_control_write(v: u16) {
 
 // ---------------------------------------------------------------------------
 // Deliberate faults (for tests of the kernel's fault handling). Each one
-// returns only if the access it tries is, wrongly, allowed.
+// returns only if the access it tries is, wrongly, allowed. The labels are
+// global: the functions naming them may be inlined into a program's own
+// object files (release builds), which must still find them.
 
 global_asm!(
     r#"
     .section .rodata.fault_rodata_word, "a"
     .balign 8
+    .globl fault_rodata_word
 fault_rodata_word:
     .quad 0x0123456789abcdef
 
     .section .text.fault_text_target, "ax"
+    .globl fault_text_target
 fault_text_target:
     ret
     "#,

@@ -40,11 +40,20 @@ pub enum Scenario {
     Bench = 12,
     /// Tasks ending in every way give back all their kernel memory.
     Leaks = 13,
+    /// Memory-server clients on every CPU: zeroed pages, no mix-ups,
+    /// shares, lazy faults, nothing leaked.
+    MmStress = 14,
+    /// Memory-server clients killed mid-request give everything back.
+    MmKill = 15,
+    /// Malformed memory-server requests get their errors.
+    MmBad = 16,
+    /// A client at its quota does not starve the others.
+    MmQuota = 17,
 }
 
 impl Scenario {
     /// Every scenario, in the order `run=all-user` runs them.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 17] = [
         Self::IpcLocal,
         Self::IpcCross,
         Self::IpcCap,
@@ -57,6 +66,10 @@ impl Scenario {
         Self::Sched,
         Self::Fpu,
         Self::Leaks,
+        Self::MmStress,
+        Self::MmKill,
+        Self::MmBad,
+        Self::MmQuota,
         Self::Bench,
     ];
 
@@ -75,6 +88,10 @@ impl Scenario {
             Self::Sched => "sched",
             Self::Fpu => "fpu",
             Self::Leaks => "leaks",
+            Self::MmStress => "mm-stress",
+            Self::MmKill => "mm-kill",
+            Self::MmBad => "mm-bad",
+            Self::MmQuota => "mm-quota",
             Self::Bench => "bench",
         }
     }

@@ -185,6 +185,12 @@ pub const RATIOS: &[(&str, &str, &str, Option<Goal>)] = &[
         "page_throughput_1cpu",
         Some(Goal::AtLeast(1.9)),
     ),
+    (
+        "page-request throughput, 4 CPUs / 1 CPU",
+        "page_throughput_4cpus",
+        "page_throughput_1cpu",
+        None,
+    ),
 ];
 
 /// Absolute targets, in TSC cycles under the same QEMU, with Linux 6.1's

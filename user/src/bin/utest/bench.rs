@@ -14,6 +14,8 @@
 //!   two CPUs;
 //! - `context_switch_yield_2tasks`: one switch between threads of two
 //!   tasks on one CPU that take turns with `Yield` (half a round).
+//! - the memory server's (page requests, lazy faults, throughput as CPUs
+//!   are added, protection changes with shootdowns): see `mm_bench`.
 //!
 //! With `bench=<filter>` on the kernel command line (read through the
 //! machine capability init gives this scenario), only the measurements
@@ -35,8 +37,13 @@ use user::{check, check_eq, check_ok, println, sys};
 /// Samples thrown away before measuring (caches, first-touch effects).
 const WARMUP: usize = 100;
 
-/// Prints the summary line of `samples`.
+/// Prints the summary line of `samples`, in cycles.
 fn report(name: &str, samples: &mut [u64]) {
+    report_in(name, "cycles", samples);
+}
+
+/// Prints the summary line of `samples`, in `unit`.
+pub fn report_in(name: &str, unit: &str, samples: &mut [u64]) {
     if samples.is_empty() {
         check!(false, "{name}: no samples");
         return;
@@ -44,7 +51,7 @@ fn report(name: &str, samples: &mut [u64]) {
     samples.sort_unstable();
     let at = |q: usize| samples[(samples.len() - 1) * q / 100];
     println!(
-        "bench: {{\"name\":\"{name}\",\"unit\":\"cycles\",\"samples\":{},\"min\":{},\"p10\":{},\"median\":{},\"p90\":{},\"max\":{}}}",
+        "bench: {{\"name\":\"{name}\",\"unit\":\"{unit}\",\"samples\":{},\"min\":{},\"p10\":{},\"median\":{},\"p90\":{},\"max\":{}}}",
         samples.len(),
         samples[0],
         at(10),
@@ -78,20 +85,23 @@ const NAMES: [&str; 5] = [
 ];
 
 /// The `bench=` filter on the kernel command line, as parts (none: run
-/// everything).
-fn filter() -> Vec<String> {
+/// everything), and whether there was one (a real benchmark run, not the
+/// `run=bench` test).
+fn filter() -> (Vec<String>, bool) {
     let mut buf = [0u8; 1024];
-    let Ok(n) = sys::kernel_cmdline(MACHINE, &mut buf) else { return Vec::new() };
+    let Ok(n) = sys::kernel_cmdline(MACHINE, &mut buf) else { return (Vec::new(), false) };
     let text = core::str::from_utf8(&buf[..n.min(buf.len())]).unwrap_or("");
-    let value = text.split_ascii_whitespace().find_map(|w| w.strip_prefix("bench=")).unwrap_or("all");
-    value.split(',').filter(|p| !p.is_empty() && *p != "all").map(String::from).collect()
+    let Some(value) = text.split_ascii_whitespace().find_map(|w| w.strip_prefix("bench=")) else {
+        return (Vec::new(), false);
+    };
+    (value.split(',').filter(|p| !p.is_empty() && *p != "all").map(String::from).collect(), true)
 }
 
 pub fn run() {
-    let parts = filter();
+    let (parts, full) = filter();
     let wanted = |name: &str| parts.is_empty() || parts.iter().any(|p| name.starts_with(p.as_str()));
-    if !NAMES.iter().any(|n| wanted(n)) {
-        println!("no user-space benchmark matches {parts:?} (these are {NAMES:?})");
+    if !NAMES.iter().chain(crate::mm_bench::NAMES.iter()).any(|n| wanted(n)) {
+        println!("no user-space benchmark matches {parts:?} (these are {NAMES:?} and {:?})", crate::mm_bench::NAMES);
         return;
     }
     let (cpu, cpus) = sys::cpu_info();
@@ -119,6 +129,7 @@ pub fn run() {
     if wanted(NAMES[4]) {
         context_switch(NAMES[4], here, 5_000);
     }
+    crate::mm_bench::run(&wanted, full);
 }
 
 /// Serves `ep` until STOP, answering each call with its first word + 1.

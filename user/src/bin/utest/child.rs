@@ -3,7 +3,9 @@
 //! a partner for benchmarks, ...), giving them an endpoint in their
 //! `PARENT` slot. [`Child`] starts one and cleans up its handles. When
 //! utest holds the memory control, the memory server serves its helpers
-//! too (their heaps grow; their pages are theirs).
+//! too (their heaps grow; their pages are theirs). The memory-server
+//! scenarios give their helpers more well-known slots (9..=11: a share
+//! token and notice endpoints, see `mm_util`).
 
 use user::abi::cap::{Handle, Rights};
 use user::abi::handles::{MEMORY_CONTROL, MODULES, PARENT};
@@ -50,10 +52,24 @@ pub enum Role {
     ExitThreads = 15,
     /// Kills its own task with its parameter as the code.
     KillSelf = 16,
+    /// A memory-server stress client (parameter: its place in the ring).
+    MmStress = 17,
+    /// Loops on memory-server requests until killed.
+    MmVictim = 18,
+    /// Memory-server rounds while others are killed, until told to stop.
+    MmSurvivor = 19,
+    /// Allocates beyond its quota until told to stop.
+    MmGreedy = 20,
+    /// Memory-server rounds while a greedy client hammers.
+    MmSteady = 21,
+    /// Breaks its memory's rules in the way its parameter says.
+    MmFault = 22,
+    /// Page requests in batches, for the throughput benchmark.
+    MmThroughput = 23,
 }
 
 impl Role {
-    const ALL: [Role; 16] = [
+    const ALL: [Role; 23] = [
         Self::Echo,
         Self::Hold,
         Self::Caller,
@@ -70,6 +86,13 @@ impl Role {
         Self::Exit,
         Self::ExitThreads,
         Self::KillSelf,
+        Self::MmStress,
+        Self::MmVictim,
+        Self::MmSurvivor,
+        Self::MmGreedy,
+        Self::MmSteady,
+        Self::MmFault,
+        Self::MmThroughput,
     ];
 
     /// The start argument for this role with parameter `param`.
@@ -106,6 +129,13 @@ pub fn run(role: Role, param: u16) -> i64 {
         Role::Exit => param as i64,
         Role::ExitThreads => crate::leaks::exit_threads(),
         Role::KillSelf => crate::leaks::kill_self(param),
+        Role::MmStress => crate::mm_stress::client(param),
+        Role::MmVictim => crate::mm_kill::victim(param),
+        Role::MmSurvivor => crate::mm_kill::survivor(param),
+        Role::MmGreedy => crate::mm_quota::greedy(param),
+        Role::MmSteady => crate::mm_quota::steady(param),
+        Role::MmFault => crate::mm_bad::fault(param),
+        Role::MmThroughput => crate::mm_bench::throughput_client(param),
     }
 }
 

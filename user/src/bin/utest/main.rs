@@ -20,6 +20,12 @@ mod fpu;
 mod ipc;
 mod ipc_cap;
 mod leaks;
+mod mm_bad;
+mod mm_bench;
+mod mm_kill;
+mod mm_quota;
+mod mm_stress;
+mod mm_util;
 mod msg;
 mod peer;
 mod sched;
@@ -54,6 +60,10 @@ fn main(arg: u64) -> i64 {
         Scenario::Sched => sched::run(),
         Scenario::Fpu => fpu::run(),
         Scenario::Leaks => leaks::run(),
+        Scenario::MmStress => mm_stress::run(),
+        Scenario::MmKill => mm_kill::run(),
+        Scenario::MmBad => mm_bad::run(),
+        Scenario::MmQuota => mm_quota::run(),
         Scenario::Bench => bench::run(),
     }
     let ms = (sys::time().0 - start) / 1000;
