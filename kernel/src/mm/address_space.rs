@@ -26,7 +26,8 @@ pub struct AddressSpace {
     tree: SpinLock<PageTree>,
     root: u64,
     kernel: bool,
-    /// CPUs with this root in CR3 right now.
+    /// CPUs with this root in CR3 right now (lazily, for an idle CPU: see
+    /// `tlb`).
     active: AtomicU64,
     /// User pages whose frames the kernel allocated (a task's image and
     /// first stack): freed by the kernel when unmapped. Every other user
@@ -317,21 +318,36 @@ impl AddressSpace {
 
     /// Makes this the address space of the current CPU (loads CR3 unless it
     /// is already loaded), keeping the `active` sets exact.
+    ///
+    /// Ends this CPU's lazy-TLB mode (see `tlb`): if a shootdown skipped it
+    /// meanwhile and this root stays loaded, its TLB is flushed here.
     pub fn activate(&self, previous: Option<&AddressSpace>) {
         let me = crate::cpu::current_index();
-        if crate::arch::cpu::current_root() == self.root {
-            return;
-        }
         let _masked = crate::arch::cpu::InterruptGuard::new();
-        // Join before loading: a shootdown that misses this bit finished its
-        // page-table writes before our CR3 load reads them.
-        self.active.fetch_or(1 << me, Ordering::SeqCst);
-        // SAFETY: every address space's upper half is the kernel's, so the
-        // running code, stack and data stay mapped.
-        unsafe { crate::arch::paging::load_root(self.root) };
-        if let Some(prev) = previous {
+        let stale = tlb::leave_lazy();
+        if crate::arch::cpu::current_root() == self.root {
+            if stale {
+                crate::arch::cpu::flush_tlb_nonglobal();
+            }
+        } else {
+            // Join before loading: a shootdown that misses this bit
+            // finished its page-table writes before our CR3 load reads them.
+            self.active.fetch_or(1 << me, Ordering::SeqCst);
+            // SAFETY: every address space's upper half is the kernel's, so
+            // the running code, stack and data stay mapped.
+            unsafe { crate::arch::paging::load_root(self.root) };
+        }
+        // The previous space's translations are gone with the CR3 load that
+        // left it (now or earlier).
+        if let Some(prev) = previous.filter(|p| p.root != self.root) {
             prev.active.fetch_and(!(1 << me), Ordering::SeqCst);
         }
+    }
+
+    /// Whether its task's teardown emptied it (a CPU keeping it loaded
+    /// lazily should let it go).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
     }
 }
 

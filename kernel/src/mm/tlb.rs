@@ -27,12 +27,22 @@
 //! Only CPUs that may hold the translations are targeted: every CPU using
 //! the kernel root for kernel-half changes; for a user address space, the
 //! CPUs running it now (without PCIDs, switching CR3 flushes the rest).
+//!
+//! **Lazy TLB.** An idle CPU keeps the user address space it last ran in
+//! CR3 (the kernel half is the same in every space), because under TCG a
+//! CR3 load flushes the whole software TLB and costs more than the rest of
+//! a context switch. While lazy it runs no code that touches user memory,
+//! so a user-space shootdown skips it and marks it stale instead of
+//! interrupting it; when it runs a user thread again it flushes first if it
+//! was marked ([`leave_lazy`]). One atomic per CPU decides the race: either
+//! the initiator marks the CPU before it leaves lazy mode (and it flushes),
+//! or it finds the CPU active and sends the IPI.
 
 use crate::arch::apic::{self, vector};
 use crate::arch::cpu::{self, InterruptGuard};
 use crate::kcore::cpu_set::CpuSet;
 use crate::kcore::tlb_batch::{FlushBatch, FlushPlan, MAX_RANGES};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::{Backoff, CachePadded};
 
 /// The kernel-half scope in a request (user scopes are page-table roots).
@@ -48,7 +58,16 @@ pub struct Mailbox {
     inbox: CachePadded<AtomicU64>,
     /// The initiator sleeps until its last acknowledgement arrives.
     sleeping: CachePadded<AtomicBool>,
+    /// Lazy-TLB state: [`ACTIVE`], [`LAZY`] or [`LAZY_STALE`].
+    lazy: CachePadded<AtomicU8>,
 }
+
+/// The CPU may use the translations of every space it is active in.
+const ACTIVE: u8 = 0;
+/// The CPU runs only kernel code on a user space left in CR3.
+const LAZY: u8 = 1;
+/// As [`LAZY`], and a shootdown skipped it: flush before using the space.
+const LAZY_STALE: u8 = 2;
 
 impl Mailbox {
     /// An idle mailbox.
@@ -58,6 +77,7 @@ impl Mailbox {
             pending: CachePadded::new(AtomicU32::new(0)),
             inbox: CachePadded::new(AtomicU64::new(0)),
             sleeping: CachePadded::new(AtomicBool::new(false)),
+            lazy: CachePadded::new(AtomicU8::new(ACTIVE)),
         }
     }
 }
@@ -81,6 +101,30 @@ const FULL_FLUSH_THRESHOLD: u64 = 32;
 /// changing the tables before the CPU loads them.
 pub fn join_kernel_users() {
     KERNEL_USERS.fetch_or(1 << crate::cpu::current_index(), Ordering::SeqCst);
+}
+
+/// This CPU goes on running only kernel code (the idle thread) on the user
+/// space in its CR3: shootdowns of that space may skip it from now on.
+pub fn enter_lazy() {
+    crate::cpu::current().tlb.lazy.store(LAZY, Ordering::SeqCst);
+}
+
+/// This CPU is about to use user translations again (or load another
+/// root). Returns whether a shootdown skipped it while it was lazy: then
+/// the space in its CR3 must be flushed before it is used.
+pub fn leave_lazy() -> bool {
+    let lazy = &crate::cpu::current().tlb.lazy;
+    // Plain load first: the common case (not lazy) needs no locked write.
+    lazy.load(Ordering::Relaxed) != ACTIVE && lazy.swap(ACTIVE, Ordering::SeqCst) == LAZY_STALE
+}
+
+/// Whether a user-space shootdown may skip `target`: it is lazy, and is
+/// now marked to flush before it leaves lazy mode.
+fn skip_lazy(target: &crate::cpu::Cpu) -> bool {
+    match target.tlb.lazy.compare_exchange(LAZY, LAZY_STALE, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => true,
+        Err(state) => state == LAZY_STALE,
+    }
 }
 
 /// CPUs that may cache kernel-half translations.
@@ -122,7 +166,14 @@ pub fn shootdown(targets: CpuSet, scope: u64, batch: &FlushBatch) {
     // visible before we read who to target (pairs with join_kernel_users
     // and address-space activation).
     core::sync::atomic::fence(Ordering::SeqCst);
-    let others = CpuSet(targets.0 & KERNEL_USERS.load(Ordering::SeqCst)).without(my_index);
+    let mut others = CpuSet(targets.0 & KERNEL_USERS.load(Ordering::SeqCst)).without(my_index);
+    if scope != KERNEL_SCOPE {
+        for t in others.iter() {
+            if skip_lazy(crate::cpu::get(t)) {
+                others = others.without(t);
+            }
+        }
+    }
     if !others.is_empty() {
         let words = batch.encode(scope);
         for (slot, w) in me.tlb.request.iter().zip(words) {

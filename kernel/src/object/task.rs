@@ -287,6 +287,11 @@ impl Task {
         let code = *self.life.lock().exit_code.get_or_insert(code);
         crate::sched::leave_space(&self.space);
         self.release_memory();
+        // CPUs that kept the space loaded while idle (lazy TLB) let it go
+        // now, so its page tables are freed without waiting for them.
+        for cpu in self.space.tlb_targets().without(crate::cpu::current_index()).iter() {
+            crate::sched::kick(cpu);
+        }
         let caps = {
             let mut tree = super::derivation::lock();
             let caps = self.caps.lock().drain();

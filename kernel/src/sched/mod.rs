@@ -188,11 +188,21 @@ fn switch_to(cpu: &'static Cpu, prev: Arc<Thread>, next: Arc<Thread>) {
     }
     next.on_cpu.store(true, Ordering::Release);
     {
-        let target = &next.task.space;
         let mut loaded = cpu.sched.loaded.lock();
-        if loaded.as_ref().is_none_or(|l| l.root() != target.root()) {
-            target.activate(loaded.as_ref().map(|l| &**l));
-            *loaded = Some(target.clone());
+        // The idle thread runs on the user space it finds (lazy TLB, see
+        // `mm::tlb`): going idle and back to the same task then loads CR3
+        // not at all, instead of twice.
+        let lazy = is_idle(cpu, &next)
+            && loaded.as_ref().is_some_and(|l| matches!(l, SpaceRef::User(_)) && l.root() == arch::cpu::current_root());
+        if lazy {
+            crate::mm::tlb::enter_lazy();
+        } else {
+            let target = &next.task.space;
+            let same = loaded.as_ref().is_some_and(|l| l.root() == target.root());
+            target.activate(if same { None } else { loaded.as_deref() });
+            if !same {
+                *loaded = Some(target.clone());
+            }
         }
     }
     if next.user {
@@ -473,6 +483,16 @@ pub fn leave_space(space: &AddressSpace) {
     }
 }
 
+/// Lets go of a lazily kept address space whose task has ended, so its
+/// page tables are freed now rather than when this CPU next runs a task.
+fn release_dead_space(cpu: &Cpu) {
+    let mut loaded = cpu.sched.loaded.lock();
+    if loaded.as_ref().is_some_and(|l| matches!(l, SpaceRef::User(_)) && l.is_dead()) {
+        crate::mm::kernel_space::kernel_space().activate(loaded.as_deref());
+        *loaded = Some(SpaceRef::Kernel);
+    }
+}
+
 /// The idle thread's loop: run ready threads, run posted kernel work,
 /// otherwise halt until an interrupt.
 pub fn idle_loop() -> ! {
@@ -486,6 +506,7 @@ pub fn idle_loop() -> ! {
         if crate::smp::run_posted_work(cpu) {
             continue;
         }
+        release_dead_space(cpu);
         if cpu::online().len() > 1 && cpu::all().any(|c| c.index() != cpu.index() && c.sched.queued() > 1) {
             schedule();
         }
