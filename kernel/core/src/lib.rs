@@ -12,6 +12,7 @@ pub mod cpu_set;
 pub mod exception;
 pub mod frame_bitmap;
 pub mod layout;
+pub mod lazy_tlb;
 pub mod line_buf;
 pub mod mem_kind;
 pub mod page_fault;

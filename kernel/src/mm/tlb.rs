@@ -41,8 +41,9 @@
 use crate::arch::apic::{self, vector};
 use crate::arch::cpu::{self, InterruptGuard};
 use crate::kcore::cpu_set::CpuSet;
+use crate::kcore::lazy_tlb::LazyTlb;
 use crate::kcore::tlb_batch::{FlushBatch, FlushPlan, MAX_RANGES};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::{Backoff, CachePadded};
 
 /// The kernel-half scope in a request (user scopes are page-table roots).
@@ -58,16 +59,9 @@ pub struct Mailbox {
     inbox: CachePadded<AtomicU64>,
     /// The initiator sleeps until its last acknowledgement arrives.
     sleeping: CachePadded<AtomicBool>,
-    /// Lazy-TLB state: [`ACTIVE`], [`LAZY`] or [`LAZY_STALE`].
-    lazy: CachePadded<AtomicU8>,
+    /// Whether shootdowns of the user space in CR3 may skip this CPU.
+    lazy: CachePadded<LazyTlb>,
 }
-
-/// The CPU may use the translations of every space it is active in.
-const ACTIVE: u8 = 0;
-/// The CPU runs only kernel code on a user space left in CR3.
-const LAZY: u8 = 1;
-/// As [`LAZY`], and a shootdown skipped it: flush before using the space.
-const LAZY_STALE: u8 = 2;
 
 impl Mailbox {
     /// An idle mailbox.
@@ -77,7 +71,7 @@ impl Mailbox {
             pending: CachePadded::new(AtomicU32::new(0)),
             inbox: CachePadded::new(AtomicU64::new(0)),
             sleeping: CachePadded::new(AtomicBool::new(false)),
-            lazy: CachePadded::new(AtomicU8::new(ACTIVE)),
+            lazy: CachePadded::new(LazyTlb::new()),
         }
     }
 }
@@ -106,25 +100,14 @@ pub fn join_kernel_users() {
 /// This CPU goes on running only kernel code (the idle thread) on the user
 /// space in its CR3: shootdowns of that space may skip it from now on.
 pub fn enter_lazy() {
-    crate::cpu::current().tlb.lazy.store(LAZY, Ordering::SeqCst);
+    crate::cpu::current().tlb.lazy.enter();
 }
 
 /// This CPU is about to use user translations again (or load another
 /// root). Returns whether a shootdown skipped it while it was lazy: then
 /// the space in its CR3 must be flushed before it is used.
 pub fn leave_lazy() -> bool {
-    let lazy = &crate::cpu::current().tlb.lazy;
-    // Plain load first: the common case (not lazy) needs no locked write.
-    lazy.load(Ordering::Relaxed) != ACTIVE && lazy.swap(ACTIVE, Ordering::SeqCst) == LAZY_STALE
-}
-
-/// Whether a user-space shootdown may skip `target`: it is lazy, and is
-/// now marked to flush before it leaves lazy mode.
-fn skip_lazy(target: &crate::cpu::Cpu) -> bool {
-    match target.tlb.lazy.compare_exchange(LAZY, LAZY_STALE, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => true,
-        Err(state) => state == LAZY_STALE,
-    }
+    crate::cpu::current().tlb.lazy.leave()
 }
 
 /// CPUs that may cache kernel-half translations.
@@ -169,7 +152,7 @@ pub fn shootdown(targets: CpuSet, scope: u64, batch: &FlushBatch) {
     let mut others = CpuSet(targets.0 & KERNEL_USERS.load(Ordering::SeqCst)).without(my_index);
     if scope != KERNEL_SCOPE {
         for t in others.iter() {
-            if skip_lazy(crate::cpu::get(t)) {
+            if crate::cpu::get(t).tlb.lazy.try_skip() {
                 others = others.without(t);
             }
         }
