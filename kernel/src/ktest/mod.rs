@@ -33,6 +33,11 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "tlb-stale", about: "stale-TLB detector, unmap, kernel half", run: tlb::stale_unmap },
     Scenario { name: "tlb-stale-protect", about: "stale-TLB detector, write-protect, kernel half", run: tlb::stale_protect },
     Scenario { name: "tlb-stale-user", about: "stale-TLB detector, unmap, user address space", run: tlb::stale_unmap_user },
+    Scenario {
+        name: "tlb-stale-lazy",
+        about: "stale-TLB detector, unmap, user address space, readers lazy while halted",
+        run: tlb::stale_unmap_lazy,
+    },
     Scenario { name: "tlb-storm", about: "every CPU shoots down every other at once", run: tlb::storm },
 ];
 

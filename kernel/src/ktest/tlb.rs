@@ -14,6 +14,10 @@
 //! core when vCPUs outnumber them, and each shootdown would wait for the
 //! host scheduler. Bursts still straddle every unmap.
 //!
+//! In the lazy variant the readers keep the user space in CR3 and go lazy
+//! while they halt, as an idle CPU does: unmaps then skip them, and they
+//! must flush when they come back (the test checks that this happened).
+//!
 //! Shootdown storm: every CPU maps and unmaps its own page in a loop, so
 //! all of them shoot each other down at once.
 
@@ -45,6 +49,10 @@ static PAGE_VA: AtomicU64 = AtomicU64::new(0);
 /// The user address space the readers run in (user variant only).
 static SPACE: SpinLock<Option<Arc<AddressSpace>>> = SpinLock::new(None);
 static PROTECT_MODE: AtomicBool = AtomicBool::new(false);
+/// Readers go lazy while they halt (user variant only).
+static LAZY_MODE: AtomicBool = AtomicBool::new(false);
+/// Returns from lazy mode that found the reader skipped and flushed it.
+static LAZY_FLUSHES: AtomicU64 = AtomicU64::new(0);
 static READS: AtomicU64 = AtomicU64::new(0);
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static STALE: AtomicU64 = AtomicU64::new(0);
@@ -82,7 +90,8 @@ fn reader(cpu: u64) {
         return;
     };
     let protect = PROTECT_MODE.load(Ordering::Relaxed);
-    let (mut reads, mut faults, mut stale, mut straddles) = (0u64, 0u64, 0u64, 0u64);
+    let lazy_space = space.as_ref().filter(|_| LAZY_MODE.load(Ordering::Relaxed));
+    let (mut reads, mut faults, mut stale, mut straddles, mut lazy_flushes) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut woken = WAKE.load(Ordering::Acquire);
     while !STOP.load(Ordering::Acquire) {
         let mut read_in_burst = false;
@@ -121,11 +130,17 @@ fn reader(cpu: u64) {
         }
         // Sleep until the writer wakes us for the next round.
         crate::arch::cpu::disable_interrupts();
+        if lazy_space.is_some() {
+            crate::mm::tlb::enter_lazy();
+        }
         let now = WAKE.load(Ordering::Acquire);
         if now == woken && !STOP.load(Ordering::Acquire) {
             crate::arch::cpu::enable_interrupts_and_wait();
         } else {
             crate::arch::cpu::enable_interrupts();
+        }
+        if let Some(s) = lazy_space {
+            lazy_flushes += s.activate(None) as u64;
         }
         woken = now;
     }
@@ -136,6 +151,7 @@ fn reader(cpu: u64) {
     STRADDLES.fetch_add(straddles, Ordering::Relaxed);
     FAULTS.fetch_add(faults, Ordering::Relaxed);
     STALE.fetch_add(stale, Ordering::Relaxed);
+    LAZY_FLUSHES.fetch_add(lazy_flushes, Ordering::Relaxed);
 }
 
 fn writer(mode: Mode, page: &ScratchPage<'_>, rounds: u64) -> Result<u64, String> {
@@ -185,7 +201,7 @@ fn wake_readers() {
     }
 }
 
-fn detector(mode: Mode, user: bool) -> Result<(), String> {
+fn detector(mode: Mode, user: bool, lazy: bool) -> Result<(), String> {
     let rounds = rounds();
     let space = if user {
         Some(Arc::new(AddressSpace::new_user().map_err(|_| "no memory for an address space")?))
@@ -199,7 +215,8 @@ fn detector(mode: Mode, user: bool) -> Result<(), String> {
     PAGE_VA.store(page.va(), Ordering::Release);
     *SPACE.lock() = space.clone();
     PROTECT_MODE.store(mode == Mode::Protect, Ordering::Relaxed);
-    for c in [&READS, &FAULTS, &STALE, &READERS, &DONE_ROUND, &SEEN, &STRADDLES] {
+    LAZY_MODE.store(lazy, Ordering::Relaxed);
+    for c in [&READS, &FAULTS, &STALE, &READERS, &DONE_ROUND, &SEEN, &STRADDLES, &LAZY_FLUSHES] {
         c.store(0, Ordering::Relaxed);
     }
     STOP.store(false, Ordering::Release);
@@ -242,6 +259,13 @@ fn detector(mode: Mode, user: bool) -> Result<(), String> {
     if STRADDLES.load(Ordering::Relaxed) == 0 {
         return Err("no reader was reading when a change happened: the test did not exercise it".into());
     }
+    if lazy {
+        let flushes = LAZY_FLUSHES.load(Ordering::Relaxed);
+        log::info!("tlb-stale: readers came back from lazy mode marked stale and flushed {flushes} times");
+        if flushes == 0 {
+            return Err("no shootdown skipped a lazy reader: the test did not exercise lazy TLB".into());
+        }
+    }
     if stale != 0 {
         return Err(format!("{stale} accesses went through stale translations"));
     }
@@ -249,15 +273,19 @@ fn detector(mode: Mode, user: bool) -> Result<(), String> {
 }
 
 pub fn stale_unmap() -> Result<(), String> {
-    detector(Mode::Unmap, false)
+    detector(Mode::Unmap, false, false)
 }
 
 pub fn stale_protect() -> Result<(), String> {
-    detector(Mode::Protect, false)
+    detector(Mode::Protect, false, false)
+}
+
+pub fn stale_unmap_lazy() -> Result<(), String> {
+    detector(Mode::Unmap, true, true)
 }
 
 pub fn stale_unmap_user() -> Result<(), String> {
-    detector(Mode::Unmap, true)
+    detector(Mode::Unmap, true, false)
 }
 
 const STORM_ROUNDS: u64 = 5_000;

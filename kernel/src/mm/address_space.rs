@@ -320,14 +320,17 @@ impl AddressSpace {
     /// is already loaded), keeping the `active` sets exact.
     ///
     /// Ends this CPU's lazy-TLB mode (see `tlb`): if a shootdown skipped it
-    /// meanwhile and this root stays loaded, its TLB is flushed here.
-    pub fn activate(&self, previous: Option<&AddressSpace>) {
+    /// meanwhile and this root stays loaded, its TLB is flushed here (and
+    /// the result says so).
+    pub fn activate(&self, previous: Option<&AddressSpace>) -> bool {
         let me = crate::cpu::current_index();
         let _masked = crate::arch::cpu::InterruptGuard::new();
         let stale = tlb::leave_lazy();
+        let mut flushed_stale = false;
         if crate::arch::cpu::current_root() == self.root {
             if stale {
                 crate::arch::cpu::flush_tlb_nonglobal();
+                flushed_stale = true;
             }
         } else {
             // Join before loading: a shootdown that misses this bit
@@ -342,6 +345,7 @@ impl AddressSpace {
         if let Some(prev) = previous.filter(|p| p.root != self.root) {
             prev.active.fetch_and(!(1 << me), Ordering::SeqCst);
         }
+        flushed_stale
     }
 
     /// Whether its task's teardown emptied it (a CPU keeping it loaded
