@@ -13,8 +13,9 @@ pub enum Request {
     /// `(pages, flags)` → `w0` address: zeroed pages mapped into the caller.
     /// Flags: WRITE, EXEC (never both), LARGE (2 MiB pages), CONTIGUOUS.
     Alloc = 1,
-    /// `(address, pages)`: unmaps and frees a whole region the caller was
-    /// given (allocated or reserved), or drops pages shared into it.
+    /// `(address, pages)`: unmaps and frees a region the caller was given
+    /// (allocated or reserved) or a part of it (the rest stays), or drops
+    /// pages shared into it (the whole share).
     Free = 2,
     /// `(address, pages, flags)`: changes protection (W^X enforced).
     Protect = 3,

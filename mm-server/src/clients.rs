@@ -48,6 +48,22 @@ pub struct Region {
 }
 
 impl Region {
+    /// Splits the region before page `at` (`0 < at < pages`, a multiple of
+    /// 512 for a large region): `self` keeps the pages before it, the
+    /// result holds the rest, with the same flags. Only unshared regions
+    /// are split (a share maps the whole region).
+    pub fn split_off(&mut self, at: u64) -> Region {
+        debug_assert!(0 < at && at < self.pages && self.shares.is_empty());
+        let backing = match &mut self.backing {
+            Backing::Pages(frames) => Backing::Pages(frames.split_off(at as usize)),
+            Backing::Large(large) => Backing::Large(large.split_off((at / 512) as usize)),
+            Backing::Contiguous(first) => Backing::Contiguous(Frame { range: first.range, page: first.page + at as u32 }),
+        };
+        let rest = Region { pages: self.pages - at, flags: self.flags, lazy: self.lazy, backing, shares: Vec::new() };
+        self.pages = at;
+        rest
+    }
+
     /// Frames (4 KiB units) currently backing it.
     pub fn backed(&self) -> u64 {
         match &self.backing {

@@ -207,7 +207,9 @@ impl Worker {
         Ok(va)
     }
 
-    /// Frees a whole region of the client, or drops pages shared into it.
+    /// Frees pages of one region of the client (all of it, or a part: what
+    /// is left stays, split in two if the part was in the middle), or drops
+    /// pages shared into it.
     fn free(&mut self, s: &Server, c: &Client, addr: u64, pages: u64) -> Result<(), Error> {
         let mut st = c.state.lock();
         if let Some(inc) = st.incoming.get(&addr).copied() {
@@ -227,12 +229,31 @@ impl Worker {
             self.stats(s).frees.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        match st.regions.get(&addr) {
-            None => return Err(Error::NotFound),
-            Some(r) if r.pages != pages => return Err(Error::InvalidArgument),
-            Some(_) => {}
+        let start = {
+            let (start, region) = region_for(&mut st, addr, pages)?;
+            if start != addr || region.pages != pages {
+                // A part: a share maps the whole region, and a large
+                // region comes apart only at its 2 MiB pages.
+                if !region.shares.is_empty() {
+                    return Err(Error::Busy);
+                }
+                let large = matches!(region.backing, Backing::Large(_));
+                if large && (!addr.is_multiple_of(LARGE_PAGE_SIZE) || !pages.is_multiple_of(512)) {
+                    return Err(Error::Misaligned);
+                }
+            }
+            start
+        };
+        let mut region = st.regions.remove(&start).expect("found above");
+        if addr > start {
+            let part = region.split_off((addr - start) / PAGE_SIZE);
+            st.regions.insert(start, region);
+            region = part;
         }
-        let region = st.regions.remove(&addr).expect("checked above");
+        if region.pages > pages {
+            let rest = region.split_off(pages);
+            st.regions.insert(addr + pages * PAGE_SIZE, rest);
+        }
         let _ = sys::mem_unmap(c.space, addr, pages);
         st.va.free(addr, pages * PAGE_SIZE);
         st.charged -= pages;

@@ -31,8 +31,10 @@ pub fn alloc_pages(pages: u64, flags: MapFlags) -> Result<u64, Error> {
     request(Request::Alloc, &[pages, flags.bits()], Handle::NONE).map(|w| w[0])
 }
 
-/// Frees a region got from [`alloc_pages`] or [`reserve`] (the whole
-/// region: `pages` in 4 KiB pages), or drops pages shared into this task.
+/// Frees a region got from [`alloc_pages`] or [`reserve`], or a part of it
+/// (`pages` 4 KiB pages from `addr`; whole 2 MiB pages of a large region):
+/// the rest stays mapped. Or drops pages shared into this task (the whole
+/// share).
 pub fn free_pages(addr: u64, pages: u64) -> Result<(), Error> {
     request(Request::Free, &[addr, pages], Handle::NONE).map(|_| ())
 }
