@@ -6,7 +6,7 @@
 
 use super::gdt::{KERNEL_CS, USER_CS, USER_SS};
 use super::percpu::{KERNEL_RSP_OFFSET, USER_RSP_OFFSET};
-use super::trap::TrapFrame;
+use super::trap::{TrapFrame, pop_gprs, push_gprs};
 use core::arch::global_asm;
 
 /// The `vector` value of a frame saved by a syscall.
@@ -27,21 +27,9 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq ${vector}
-    pushq %r15
-    pushq %r14
-    pushq %r13
-    pushq %r12
-    pushq %r11
-    pushq %r10
-    pushq %r9
-    pushq %r8
-    pushq %rbp
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %rcx
-    pushq %rbx
-    pushq %rax
+    "#,
+    push_gprs!(),
+    r#"
     cld
     movq %rsp, %rdi
     call syscall_entry_rust
@@ -49,21 +37,9 @@ syscall_entry:
     movq 17*8(%rsp), %rcx
     shrq $47, %rcx
     jnz trap_return
-    popq %rax
-    popq %rbx
-    popq %rcx
-    popq %rdx
-    popq %rsi
-    popq %rdi
-    popq %rbp
-    popq %r8
-    popq %r9
-    popq %r10
-    popq %r11
-    popq %r12
-    popq %r13
-    popq %r14
-    popq %r15
+    "#,
+    pop_gprs!(),
+    r#"
     movq 16(%rsp), %rcx
     movq 32(%rsp), %r11
     movq 40(%rsp), %rsp

@@ -49,6 +49,26 @@ impl TrapFrame {
     }
 }
 
+/// Pushes the general registers so that, with the stack pointer then
+/// pointing at `rax`, they form the start of a [`TrapFrame`]. The trap stubs
+/// and the SYSCALL entry both save registers this way.
+macro_rules! push_gprs {
+    () => {
+        "pushq %r15; pushq %r14; pushq %r13; pushq %r12; pushq %r11; pushq %r10; pushq %r9; pushq %r8
+         pushq %rbp; pushq %rdi; pushq %rsi; pushq %rdx; pushq %rcx; pushq %rbx; pushq %rax"
+    };
+}
+
+/// Pops what [`push_gprs`] pushed.
+macro_rules! pop_gprs {
+    () => {
+        "popq %rax; popq %rbx; popq %rcx; popq %rdx; popq %rsi; popq %rdi; popq %rbp
+         popq %r8; popq %r9; popq %r10; popq %r11; popq %r12; popq %r13; popq %r14; popq %r15"
+    };
+}
+
+pub(super) use {pop_gprs, push_gprs};
+
 global_asm!(
     r#"
     .section .text.trap_stubs, "ax"
@@ -70,42 +90,9 @@ trap_stubs:
         .endif
         .set vector, vector + 1
     .endr
+    "#,
+    r#"
 
-    .macro push_gprs
-        pushq %r15
-        pushq %r14
-        pushq %r13
-        pushq %r12
-        pushq %r11
-        pushq %r10
-        pushq %r9
-        pushq %r8
-        pushq %rbp
-        pushq %rdi
-        pushq %rsi
-        pushq %rdx
-        pushq %rcx
-        pushq %rbx
-        pushq %rax
-    .endm
-
-    .macro pop_gprs
-        popq %rax
-        popq %rbx
-        popq %rcx
-        popq %rdx
-        popq %rsi
-        popq %rdi
-        popq %rbp
-        popq %r8
-        popq %r9
-        popq %r10
-        popq %r11
-        popq %r12
-        popq %r13
-        popq %r14
-        popq %r15
-    .endm
 
     .global trap_common
 trap_common:
@@ -113,13 +100,17 @@ trap_common:
     jz 1f
     swapgs
 1:
-    push_gprs
+    "#,
+    push_gprs!(),
+    r#"
     cld
     movq %rsp, %rdi
     call trap_entry
     .global trap_return
 trap_return:
-    pop_gprs
+    "#,
+    pop_gprs!(),
+    r#"
     testb $3, 24(%rsp)
     jz 2f
     swapgs
@@ -128,7 +119,9 @@ trap_return:
     iretq
 
 trap_paranoid:
-    push_gprs
+    "#,
+    push_gprs!(),
+    r#"
     cld
     xorl %ebx, %ebx
     movl $0xc0000101, %ecx
@@ -144,7 +137,9 @@ trap_paranoid:
     jz 2f
     swapgs
 2:
-    pop_gprs
+    "#,
+    pop_gprs!(),
+    r#"
     addq $16, %rsp
     iretq
     "#,
