@@ -143,6 +143,24 @@ const D_ENTRY: usize = DATA_OFFSET + offset_of!(TrampolineData, entry);
 /// CR0 for the APs: PG, WP, NE, ET, MP, PE — caches on (CD and NW clear).
 const AP_CR0: u32 = 0x8001_0033;
 
+/// Loads the 64-bit data selector into every data segment register (the
+/// AP and BSP paths both end in long mode on the handoff GDT this way).
+macro_rules! load_data_segments {
+    () => {
+        "movw ${data64}, %ax; movw %ax, %ds; movw %ax, %es; movw %ax, %ss; movw %ax, %fs; movw %ax, %gs"
+    };
+}
+
+/// Clears every general register except `rdi` (an AP's argument) and
+/// `rsp`: the kernel is entered with no loader state in registers.
+macro_rules! clear_gprs_but_rdi {
+    () => {
+        "xorl %eax, %eax; xorl %ebx, %ebx; xorl %ecx, %ecx; xorl %edx, %edx; xorl %esi, %esi; xorl %ebp, %ebp
+         xorl %r8d, %r8d; xorl %r9d, %r9d; xorl %r10d, %r10d; xorl %r11d, %r11d
+         xorl %r12d, %r12d; xorl %r13d, %r13d; xorl %r14d, %r14d; xorl %r15d, %r15d"
+    };
+}
+
 global_asm!(
     ".pushsection .text",
     ".balign 16",
@@ -208,12 +226,7 @@ global_asm!(
     "lgdtq {gdtr_hhdm}(%rbx)",
     "movq {ap_stack}(%rbx), %rsp",
     "movq {ap_info}(%rbx), %rdi",
-    "movw ${data64}, %ax",
-    "movw %ax, %ds",
-    "movw %ax, %es",
-    "movw %ax, %ss",
-    "movw %ax, %fs",
-    "movw %ax, %gs",
+    load_data_segments!(),
     "leaq .Lferrite_ap_cs(%rip), %rax",
     "pushq ${code64}",
     "pushq %rax",
@@ -238,20 +251,7 @@ global_asm!(
     "movq %rcx, %cr3", // drop any TLB entry of the removed identity map
     "pushq $0",
     "pushq %rax",
-    "xorl %eax, %eax",
-    "xorl %ebx, %ebx",
-    "xorl %ecx, %ecx",
-    "xorl %edx, %edx",
-    "xorl %esi, %esi",
-    "xorl %ebp, %ebp",
-    "xorl %r8d, %r8d",
-    "xorl %r9d, %r9d",
-    "xorl %r10d, %r10d",
-    "xorl %r11d, %r11d",
-    "xorl %r12d, %r12d",
-    "xorl %r13d, %r13d",
-    "xorl %r14d, %r14d",
-    "xorl %r15d, %r15d",
+    clear_gprs_but_rdi!(),
     "cld",
     "retq",
     // ---- BSP, on the handoff page tables, at the HHDM alias; rbx = HHDM page ----
@@ -270,12 +270,7 @@ global_asm!(
     "movq %rax, %cr3",
     "lgdtq {gdtr_hhdm}(%rbx)",
     "movq {bsp_stack}(%rbx), %rsp",
-    "movw ${data64}, %ax",
-    "movw %ax, %ds",
-    "movw %ax, %es",
-    "movw %ax, %ss",
-    "movw %ax, %fs",
-    "movw %ax, %gs",
+    load_data_segments!(),
     "leaq .Lferrite_handoff_cs(%rip), %rax",
     "pushq ${code64}",
     "pushq %rax",
@@ -283,21 +278,8 @@ global_asm!(
     ".Lferrite_handoff_cs:",
     "pushq $0",
     "pushq {entry}(%rbx)",
-    "xorl %eax, %eax",
-    "xorl %ebx, %ebx",
-    "xorl %ecx, %ecx",
-    "xorl %edx, %edx",
-    "xorl %esi, %esi",
     "xorl %edi, %edi",
-    "xorl %ebp, %ebp",
-    "xorl %r8d, %r8d",
-    "xorl %r9d, %r9d",
-    "xorl %r10d, %r10d",
-    "xorl %r11d, %r11d",
-    "xorl %r12d, %r12d",
-    "xorl %r13d, %r13d",
-    "xorl %r14d, %r14d",
-    "xorl %r15d, %r15d",
+    clear_gprs_but_rdi!(),
     "retq",
     "ferrite_trampoline_end:",
     // ---- BSP, in the loader image: switch page tables ----
