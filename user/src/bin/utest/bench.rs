@@ -61,14 +61,14 @@ pub fn report_in(name: &str, unit: &str, samples: &mut [u64]) {
     );
 }
 
-/// Times `f` `n` times (after a warm-up), one sample per call.
-fn measure(n: usize, mut f: impl FnMut()) -> Vec<u64> {
+/// Times `f` `n` times after `warmup` untimed calls, one sample per call.
+pub fn measure(n: usize, warmup: usize, mut f: impl FnMut()) -> Vec<u64> {
     let mut samples = Vec::with_capacity(n);
-    for i in 0..n + WARMUP {
+    for i in 0..n + warmup {
         let t0 = rdtsc();
         f();
         let t1 = rdtsc();
-        if i >= WARMUP {
+        if i >= warmup {
             samples.push(t1 - t0);
         }
     }
@@ -106,7 +106,7 @@ pub fn run() {
     }
     let (cpu, cpus) = sys::cpu_info();
     if wanted(NAMES[0]) {
-        let mut s = measure(20_000, || {
+        let mut s = measure(20_000, WARMUP, || {
             let _ = sys::null();
         });
         report(NAMES[0], &mut s);
@@ -149,7 +149,7 @@ fn echo_loop(ep: Handle) {
 fn time_calls(ep: Handle, n: usize) -> Vec<u64> {
     let mut k = 0u64;
     let mut wrong = 0;
-    let s = measure(n, || {
+    let s = measure(n, WARMUP, || {
         let m = Message::new(1, &[k]);
         if sys::call_ep(ep, &m).map(|a| a.words[0]) != Ok(k + 1) {
             wrong += 1;
@@ -203,7 +203,7 @@ fn context_switch(name: &'static str, cpu: u64, n: usize) {
         return;
     };
     let t = thread::spawn_on(cpu, move || {
-        let mut s = measure(n, sys::yield_now);
+        let mut s = measure(n, WARMUP, sys::yield_now);
         for x in s.iter_mut() {
             *x /= 2;
         }

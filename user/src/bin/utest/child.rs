@@ -156,6 +156,10 @@ pub struct Child {
 /// Pages of memory-server quota a helper gets by default.
 pub const CHILD_QUOTA: u64 = 4096;
 
+/// Exit code of a helper that should have died of a fault but whose
+/// access was, wrongly, allowed.
+pub const SURVIVED: i64 = 0x5afe;
+
 impl Child {
     /// Creates a helper task with `role` (not started yet).
     pub fn create(role: Role, param: u16) -> Result<Child> {

@@ -5,7 +5,7 @@
 //! CPU keeps computing and reporting progress throughout, and finishes
 //! with the right result.
 
-use crate::child::{Child, Role};
+use crate::child::{Child, Role, SURVIVED};
 use alloc::sync::Arc;
 use alloc::vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,8 +16,6 @@ use user::hw::fault;
 use user::thread;
 use user::{check, check_eq, check_ok, println, sys};
 
-/// Exit code of a faulting task whose access was, wrongly, allowed.
-const SURVIVED: i64 = 0x5afe;
 /// Labels of the compute task's progress calls and of the answers.
 const PROGRESS: u32 = 0x9a;
 const CONTINUE: u32 = 0;

@@ -26,7 +26,7 @@
 //! read-only page (after reading it, and before), or touching a region
 //! after freeing it (an address in no region).
 
-use crate::child::{Child, Role};
+use crate::child::{Child, Role, SURVIVED};
 use crate::mm_util::{self, Kind};
 use core::sync::atomic::{AtomicU64, Ordering};
 use user::abi::cap::{Handle, Rights};
@@ -37,8 +37,6 @@ use user::abi::mm::{ALLOC_END, MAX_REQUEST_PAGES, Request, reply_status};
 use user::mm::{self, Pages};
 use user::{Error, check, check_eq, check_ok, println, sys};
 
-/// Exit code of a faulting helper whose access was, wrongly, allowed.
-const SURVIVED: i64 = 0x5afe;
 
 /// A request as raw words: what a malicious client can send.
 fn raw(label: u32, words: &[u64], cap: Handle) -> Result<[u64; 6], Error> {
@@ -214,7 +212,7 @@ fn special_regions(partner: &Child) {
 /// A word that names its page: what a page must still hold after a
 /// neighbouring part of its region was freed.
 fn page_mark(page: u64) -> u64 {
-    0x9a71_0000_0000_0000 | page
+    mm_util::pattern(Kind::Marker, 0, 0, page, 0)
 }
 
 /// Marks the first word of each page in `pages` of `p`.

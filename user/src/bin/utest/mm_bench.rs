@@ -19,7 +19,7 @@
 //! enough samples for stable medians; in the `bench` test scenario
 //! (`run=bench`) only a few, to show they run and are correct.
 
-use crate::bench::report_in;
+use crate::bench::{measure, report_in};
 use crate::child::{Child, Role};
 use crate::mm_util::{DONE, GO, READY, tell};
 use crate::msg::STOP;
@@ -61,20 +61,6 @@ const FULL: Sizes =
     Sizes { request_1: 2_000, request_64: 300, lazy: 2_048, batches: 9, per_batch: 300, protect: 400, warmup: 50 };
 const QUICK: Sizes =
     Sizes { request_1: 40, request_64: 10, lazy: 128, batches: 3, per_batch: 20, protect: 20, warmup: 5 };
-
-/// Times `f` `n` times after `warmup` untimed calls.
-fn measure(n: usize, warmup: usize, mut f: impl FnMut()) -> Vec<u64> {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n + warmup {
-        let t0 = rdtsc();
-        f();
-        let t1 = rdtsc();
-        if i >= warmup {
-            samples.push(t1 - t0);
-        }
-    }
-    samples
-}
 
 /// Runs the measurements `wanted` selects; `full`: the sample counts of a
 /// real benchmark run.
