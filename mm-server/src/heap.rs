@@ -40,10 +40,10 @@ static PAGES: AtomicU64 = AtomicU64::new(0);
 /// Installs the grower; `ranges` is how many range capabilities there are.
 pub fn init(ranges: u64) {
     RANGES.store(ranges, Ordering::Relaxed);
+    #[allow(unsafe_code)]
     // SAFETY: `grow` maps fresh frames, owned by nothing else from then on,
     // writable and zeroed, at addresses nothing else uses (the heap window
     // of the server's own space), and does not allocate.
-    #[allow(unsafe_code)]
     unsafe {
         user::heap::set_grower(grow)
     };

@@ -237,10 +237,10 @@ impl Pages {
     /// The memory, as atomic words (other tasks may share it). Writing a
     /// read-only page faults, and the task dies of it.
     pub fn words(&self) -> &[AtomicU64] {
+        #[allow(unsafe_code)]
         // SAFETY: the server mapped these pages for us (a reserved page is
         // mapped on first touch) and they stay until `self` is dropped;
         // they hold no Rust object.
-        #[allow(unsafe_code)]
         unsafe {
             crate::raw::server_words(self.addr, self.pages as usize * PAGE_WORDS)
         }
@@ -303,10 +303,10 @@ impl SharedPages {
     /// The memory, as atomic words. Once the owner frees the pages,
     /// touching them faults (and the task dies of it).
     pub fn words(&self) -> &[AtomicU64] {
+        #[allow(unsafe_code)]
         // SAFETY: `accept` checked the pages are mapped in this task's
         // share window, where the server maps nothing but shares; they
         // hold no Rust object.
-        #[allow(unsafe_code)]
         unsafe {
             crate::raw::server_words(self.addr, self.pages as usize * PAGE_WORDS)
         }
