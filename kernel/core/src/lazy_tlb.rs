@@ -43,9 +43,16 @@ impl LazyTlb {
     /// An initiator asks whether it may skip this CPU; if so, the CPU is
     /// now marked to flush when it leaves lazy mode.
     pub fn try_skip(&self) -> bool {
-        match self.0.compare_exchange(LAZY, LAZY_STALE, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => true,
-            Err(state) => state == LAZY_STALE,
+        // A load first: an active or already marked CPU needs no locked
+        // write to its line (a marked one flushes when it leaves, after
+        // this initiator's page-table writes, which precede the load).
+        match self.0.load(Ordering::SeqCst) {
+            ACTIVE => false,
+            LAZY_STALE => true,
+            _ => match self.0.compare_exchange(LAZY, LAZY_STALE, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => true,
+                Err(state) => state == LAZY_STALE,
+            },
         }
     }
 }
