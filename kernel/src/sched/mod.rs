@@ -475,19 +475,20 @@ pub fn exit_current() -> ! {
 /// space is about to be torn down).
 pub fn leave_space(space: &AddressSpace) {
     let _masked = arch::cpu::InterruptGuard::new();
-    let cpu = cpu::current();
-    let mut loaded = cpu.sched.loaded.lock();
-    if loaded.as_ref().is_some_and(|l| l.root() == space.root()) {
-        crate::mm::kernel_space::kernel_space().activate(Some(space));
-        *loaded = Some(SpaceRef::Kernel);
-    }
+    unload_user_space_if(cpu::current(), |l| l.root() == space.root());
 }
 
 /// Lets go of a lazily kept address space whose task has ended, so its
 /// page tables are freed now rather than when this CPU next runs a task.
 fn release_dead_space(cpu: &Cpu) {
+    unload_user_space_if(cpu, AddressSpace::is_dead);
+}
+
+/// Switches `cpu` (the current one) to the kernel's tables if the user
+/// space it has loaded matches `gone`, dropping its reference to it.
+fn unload_user_space_if(cpu: &Cpu, gone: impl Fn(&AddressSpace) -> bool) {
     let mut loaded = cpu.sched.loaded.lock();
-    if loaded.as_ref().is_some_and(|l| matches!(l, SpaceRef::User(_)) && l.is_dead()) {
+    if loaded.as_ref().is_some_and(|l| matches!(l, SpaceRef::User(_)) && gone(l)) {
         crate::mm::kernel_space::kernel_space().activate(loaded.as_deref());
         *loaded = Some(SpaceRef::Kernel);
     }
